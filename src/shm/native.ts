@@ -1,0 +1,66 @@
+/**
+ * Internal: the typed face of the C++ addon (native/addon.cc). It maps
+ * files and parks threads on shared words; it knows nothing of the format.
+ */
+import { createRequire } from "node:module";
+
+/** Outcome of a blocking wait on a shared word. */
+export type WaitOutcome = "ok" | "not-equal" | "timed-out";
+
+/** A thread sleeping on a shared word; tells the event loop when it moves. */
+export interface NativeWatcher {
+  /** Stops the thread; no callback runs after this returns. */
+  close(): void;
+  /** Keeps the process alive while the watcher is open (the default). */
+  ref(): void;
+  /** Lets the process exit although the watcher is open. */
+  unref(): void;
+}
+
+interface CommyShmAddon {
+  mapShared(fd: number, length: number, writable: boolean, path: string): SharedArrayBuffer;
+  release(buffer: SharedArrayBuffer): void;
+  sync(buffer: SharedArrayBuffer, byteOffset: number, length: number, path: string): void;
+  wake(buffer: SharedArrayBuffer, byteOffset: number, count?: number): number;
+  waitSync(
+    buffer: SharedArrayBuffer,
+    byteOffset: number,
+    expected: number,
+    timeoutMs: number | undefined,
+    spinMicros: number,
+    waitersOffset: number | undefined,
+  ): WaitOutcome;
+  watch(
+    buffer: SharedArrayBuffer,
+    byteOffset: number,
+    waitersOffset: number | undefined,
+    onChange: (value: number) => void,
+    spinMicros: number,
+  ): NativeWatcher;
+}
+
+const require = createRequire(import.meta.url);
+
+function loadAddon(): CommyShmAddon {
+  // Source (src/shm) and compiled (dist/src/shm) layouts sit at different
+  // depths below the package root, where node-gyp leaves build/.
+  const candidates = [
+    "../../build/Release/commy_shm.node",
+    "../../../build/Release/commy_shm.node",
+  ];
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      return require(candidate) as CommyShmAddon;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw new Error(
+    "the native module commy_shm is not built: run `npm ci` (or `npm run build`) in the package",
+    { cause: lastError },
+  );
+}
+
+/** Internal: the loaded addon. */
+export const native: CommyShmAddon = loadAddon();

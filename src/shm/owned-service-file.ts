@@ -1,0 +1,455 @@
+/**
+ * The owner's side of a service file (the server): it alone creates,
+ * deletes and relocates variables, grows the file and keeps the allocator.
+ * Values are still written the same way as by any local process.
+ */
+import { closeSync, ftruncateSync, openSync, unlinkSync } from "node:fs";
+import { BlockAllocator, type UsedBlock } from "./block-allocator.js";
+import {
+  ChangeKind,
+  DEFAULT_INITIAL_SIZE,
+  DEFAULT_MAX_SIZE,
+  DEFAULT_RING_CAPACITY,
+  FORMAT_VERSION,
+  HEADER_SIZE,
+  Header,
+  INITIAL_INDEX_CAPACITY,
+  Index,
+  LIMIT_MAX_SIZE,
+  MAGIC,
+  MAX_VALUE_SIZE,
+  PAGE_SIZE,
+  Record,
+  RecordState,
+  RingEntry,
+  Slot,
+  hashName,
+  nextPowerOfTwo,
+} from "./layout.js";
+import { type Mapping, mapExisting, mapFd, unmap } from "./mapping.js";
+import {
+  ServiceFile,
+  type VariableHandle,
+  type VariableInfo,
+  checkValueSize,
+} from "./service-file.js";
+import { ShmError } from "./shm-error.js";
+import { isProcessAlive } from "./process-liveness.js";
+import { describeInvalidName, isValidName } from "../core/names.js";
+
+const W = (byteOffset: number): number => byteOffset >>> 2;
+const GENERATION = W(Header.GENERATION);
+const MIN_CAPACITY = 16;
+
+/** How a new service file is laid out. */
+export interface CreateServiceFileOptions {
+  /** Written into the header so that the file says whose it is (≤ 64 ASCII chars). */
+  serviceId: string;
+  /** Bytes the file starts with (default 256 KiB). */
+  initialSize?: number;
+  /** Bytes the file may grow to; every process reserves this much address space (default 1 GiB). */
+  maxSize?: number;
+  /** File mode (default 0o600: only the server's user). */
+  mode?: number;
+  /** Entries in the change ring, a power of two (default 4096). */
+  ringCapacity?: number;
+}
+
+/** Options of `allocate()`. */
+export interface AllocateOptions {
+  /** Bytes the variable can hold in place before it must be relocated. */
+  capacity?: number;
+}
+
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}
+
+export class OwnedServiceFile extends ServiceFile {
+  #allocator: BlockAllocator;
+  readonly #records = new Map<string, number>();
+  readonly #maxSize: number;
+  /** What opening had to mend, for the server's log. */
+  readonly repairs: string[] = [];
+
+  private constructor(mapping: Mapping, allocator: BlockAllocator) {
+    super(mapping);
+    this.#allocator = allocator;
+    this.#maxSize = this.u32[W(Header.MAX_SIZE)] as number;
+  }
+
+  /** Creates a new, empty service file; EXISTS if the path is taken. */
+  static create(path: string, options: CreateServiceFileOptions): OwnedServiceFile {
+    const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
+    const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
+    const heapOffset = roundUp(HEADER_SIZE + ringCapacity * RingEntry.SIZE, PAGE_SIZE);
+    const initialSize = Math.max(
+      roundUp(options.initialSize ?? DEFAULT_INITIAL_SIZE, PAGE_SIZE),
+      heapOffset + PAGE_SIZE * 4,
+    );
+    if (!/^[\x20-\x7e]{0,64}$/.test(options.serviceId)) {
+      throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
+    }
+    if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
+      throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
+    }
+    if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize) {
+      throw new ShmError(
+        "INVALID",
+        `the maximum size must lie between ${initialSize} and ${LIMIT_MAX_SIZE}`,
+      );
+    }
+    let fd: number;
+    try {
+      fd = openSync(path, "wx+", options.mode ?? 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") {
+        throw new ShmError("EXISTS", `a file exists at ${path}`);
+      }
+      throw error;
+    }
+    try {
+      ftruncateSync(fd, initialSize);
+      const mapping = mapFd(path, fd, maxSize, true);
+      const view = new DataView(mapping.buffer);
+      mapping.u8.set(MAGIC, Header.MAGIC);
+      view.setUint32(Header.FORMAT_VERSION, FORMAT_VERSION, true);
+      view.setUint32(Header.HEADER_SIZE, HEADER_SIZE, true);
+      view.setUint32(Header.SIZE, initialSize, true);
+      view.setUint32(Header.MAX_SIZE, maxSize, true);
+      view.setUint32(Header.RING_OFFSET, HEADER_SIZE, true);
+      view.setUint32(Header.RING_CAPACITY, ringCapacity, true);
+      view.setUint32(Header.HEAP_OFFSET, heapOffset, true);
+      view.setUint32(Header.OWNER_PID, process.pid, true);
+      mapping.u8.set(Buffer.from(options.serviceId, "latin1"), Header.SERVICE_ID);
+      const file = new OwnedServiceFile(mapping, BlockAllocator.empty(heapOffset, initialSize));
+      file.#installIndex(INITIAL_INDEX_CAPACITY);
+      Atomics.store(mapping.u32, W(Header.READY), 1);
+      return file;
+    } catch (error) {
+      closeSync(fd);
+      unlinkSync(path);
+      throw error;
+    }
+  }
+
+  /**
+   * Opens a file this process will own: checks every record, drops what is
+   * broken, clears write locks of dead processes and rebuilds the allocator.
+   */
+  static openOwned(path: string): OwnedServiceFile {
+    const { mapping, facts } = mapExisting(path, true);
+    if (!facts.ready) {
+      unmap(mapping);
+      throw new ShmError("CORRUPT", `${path} is not initialised (its ready flag is unset)`);
+    }
+    const file = new OwnedServiceFile(mapping, BlockAllocator.empty(facts.heapOffset, facts.size));
+    try {
+      file.#repair(facts.heapOffset, facts.size);
+    } catch (error) {
+      file.close();
+      if (error instanceof ShmError) throw error;
+      throw new ShmError("CORRUPT", `${path} is corrupt: ${(error as Error).message}`);
+    }
+    Atomics.store(mapping.u32, W(Header.OWNER_PID), process.pid);
+    return file;
+  }
+
+  /** Creates a variable at version 1 holding `initial`. */
+  allocate(name: string, initial: Uint8Array, options: AllocateOptions = {}): VariableInfo {
+    this.assertWritable();
+    const invalid = describeInvalidName("variable", name);
+    if (invalid !== undefined) throw new ShmError("INVALID", invalid);
+    checkValueSize(initial.length);
+    checkValueSize(options.capacity ?? 0);
+    if (this.#records.has(name)) throw new ShmError("EXISTS", `a variable named ${name} exists`);
+    const capacity = nextPowerOfTwo(Math.max(MIN_CAPACITY, initial.length, options.capacity ?? 0));
+    this.#ensureIndexRoom();
+    const record = this.#allocateBlock(Record.SIZE);
+    const block = this.#allocateBlock(capacity * 2);
+    const u32 = this.u32;
+    const hash = hashName(name);
+    const incarnation = (Atomics.add(u32, GENERATION, 1) + 1) >>> 0;
+    u32[W(record + Record.NAME_LENGTH)] = name.length;
+    u32[W(record + Record.NAME_HASH)] = hash;
+    for (let i = 0; i < name.length; i++) this.u8[record + Record.NAME + i] = name.charCodeAt(i);
+    this.#setSlot(record + Record.SLOT0, block, capacity, initial.length, 1);
+    this.#setSlot(record + Record.SLOT1, block + capacity, capacity, 0, 0);
+    this.u8.set(initial, block);
+    Atomics.store(u32, W(record + Record.INCARNATION), incarnation);
+    Atomics.store(u32, W(record + Record.STATE), RecordState.LIVE);
+    this.#indexInsert(record, hash);
+    this.#records.set(name, record);
+    Atomics.add(u32, W(Header.VARIABLE_COUNT), 1);
+    Atomics.add(u32, GENERATION, 1);
+    this.announce(record, incarnation, ChangeKind.CREATE);
+    return { name, version: 1, size: initial.length, capacity };
+  }
+
+  /** Deletes a variable; its space is zeroed and reused. */
+  deallocate(name: string): void {
+    this.assertWritable();
+    const record = this.#records.get(name);
+    if (record === undefined) throw new ShmError("NOT_FOUND", `no variable named ${name}`);
+    const u32 = this.u32;
+    this.lockRecord(record);
+    const incarnation = Atomics.load(u32, W(record + Record.INCARNATION));
+    Atomics.store(u32, W(record + Record.STATE), RecordState.DELETED);
+    this.#indexRemove(record, u32[W(record + Record.NAME_HASH)] as number);
+    this.#records.delete(name);
+    Atomics.sub(u32, W(Header.VARIABLE_COUNT), 1);
+    Atomics.add(u32, GENERATION, 1);
+    this.announce(record, incarnation, ChangeKind.DELETE);
+    const { block, capacity } = this.#currentBlock(record);
+    this.#freeBlock(block, capacity * 2);
+    this.#freeBlock(record, Record.SIZE);
+  }
+
+  /** Names of every live variable, from the owner's own directory. */
+  names(): string[] {
+    return [...this.#records.keys()];
+  }
+
+  get variableCount(): number {
+    return this.#records.size;
+  }
+
+  /**
+   * Marks the service deleted in the header and wakes every process that
+   * waits on it, so that local mappers let go. The caller then unlinks it.
+   */
+  markDeleted(): void {
+    this.assertOpen();
+    Atomics.store(this.u32, W(Header.DELETED), 1);
+    this.announce(0, 0, ChangeKind.DELETE);
+    this.wakeWaiters();
+  }
+
+  /** @internal The owner knows its records: no probing. */
+  protected override findRecord(name: string): number {
+    return this.#records.get(name) ?? 0;
+  }
+
+  /** @internal Relocates a value that outgrew its capacity. */
+  protected override writeBeyondCapacity(
+    handle: VariableHandle,
+    data: Uint8Array,
+    version: number,
+  ): number {
+    const u32 = this.u32;
+    const record = handle.record;
+    const capacity = nextPowerOfTwo(Math.max(MIN_CAPACITY, data.length));
+    const old = this.#currentBlock(record);
+    const block = this.#allocateBlock(capacity * 2);
+    const ctlIndex = W(record + Record.CTL);
+    const ctl = Atomics.load(u32, ctlIndex);
+    const current = ctl & 1;
+    const next = current ^ 1;
+    this.u8.set(data, block + next * capacity);
+    this.#setSlot(
+      record + (next ? Record.SLOT1 : Record.SLOT0),
+      block + next * capacity,
+      capacity,
+      data.length,
+      version + 1,
+    );
+    Atomics.store(u32, ctlIndex, (ctl + 1) >>> 0);
+    // The slot that just became inactive moves into the new block too.
+    const inactive = record + (current ? Record.SLOT1 : Record.SLOT0);
+    u32[W(inactive + Slot.OFFSET)] = block + current * capacity;
+    u32[W(inactive + Slot.CAPACITY)] = capacity;
+    Atomics.add(u32, GENERATION, 1);
+    this.#freeBlock(old.block, old.capacity * 2);
+    handle.version = version + 1;
+    this.announce(record, handle.incarnation, ChangeKind.WRITE);
+    return version + 1;
+  }
+
+  #setSlot(slot: number, offset: number, capacity: number, length: number, version: number): void {
+    const u32 = this.u32;
+    u32[W(slot + Slot.OFFSET)] = offset;
+    u32[W(slot + Slot.CAPACITY)] = capacity;
+    u32[W(slot + Slot.LENGTH)] = length;
+    u32[W(slot + Slot.VERSION_LO)] = version % 2 ** 32;
+    u32[W(slot + Slot.VERSION_HI)] = Math.floor(version / 2 ** 32);
+  }
+
+  /** The block holding both slots: derived from the current slot. */
+  #currentBlock(record: number): { block: number; capacity: number } {
+    const ctl = Atomics.load(this.u32, W(record + Record.CTL));
+    const current = ctl & 1;
+    const slot = record + (current ? Record.SLOT1 : Record.SLOT0);
+    const capacity = this.u32[W(slot + Slot.CAPACITY)] as number;
+    return { block: (this.u32[W(slot + Slot.OFFSET)] as number) - current * capacity, capacity };
+  }
+
+  #allocateBlock(bytes: number): number {
+    let block = this.#allocator.allocate(bytes);
+    if (block === undefined) {
+      this.#grow(bytes);
+      block = this.#allocator.allocate(bytes);
+    }
+    if (block === undefined) {
+      throw new ShmError(
+        "FULL",
+        `${this.path} has reached its maximum size of ${this.#maxSize} bytes`,
+      );
+    }
+    this.u8.fill(0, block, block + BlockAllocator.blockSize(bytes));
+    return block;
+  }
+
+  #freeBlock(block: number, bytes: number): void {
+    this.u8.fill(0, block, block + BlockAllocator.blockSize(bytes));
+    this.#allocator.free(block, bytes);
+  }
+
+  /** Doubles the file (or more, for a large block) up to its maximum. */
+  #grow(bytes: number): void {
+    const size = this.size;
+    const wanted = Math.max(size * 2, this.#allocator.top + BlockAllocator.blockSize(bytes) * 2);
+    const newSize = Math.min(this.#maxSize, roundUp(wanted, PAGE_SIZE));
+    if (newSize <= size) return;
+    ftruncateSync(this.map.fd, newSize);
+    this.#allocator.extend(newSize);
+    Atomics.store(this.u32, W(Header.SIZE), newSize);
+    Atomics.add(this.u32, GENERATION, 1);
+  }
+
+  // ---- the name index ----
+
+  #indexBlock(): { index: number; capacity: number } {
+    const index = Atomics.load(this.u32, W(Header.INDEX_OFFSET));
+    return { index, capacity: this.u32[W(index + Index.CAPACITY)] as number };
+  }
+
+  #ensureIndexRoom(): void {
+    const { index, capacity } = this.#indexBlock();
+    const live = this.u32[W(index + Index.LIVE)] as number;
+    const tombstones = this.u32[W(index + Index.TOMBSTONES)] as number;
+    if ((live + tombstones + 1) * 2 <= capacity) return;
+    this.#installIndex(Math.max(INITIAL_INDEX_CAPACITY, nextPowerOfTwo((live + 1) * 4)));
+    this.#freeBlock(index, Index.SLOTS + capacity * 4);
+  }
+
+  /** Builds a new index of `capacity` slots from the owner's records and switches to it. */
+  #installIndex(capacity: number): void {
+    const index = this.#allocateBlock(Index.SLOTS + capacity * 4);
+    const u32 = this.u32;
+    u32[W(index + Index.CAPACITY)] = capacity;
+    const slots = W(index + Index.SLOTS);
+    const mask = capacity - 1;
+    for (const record of this.#records.values()) {
+      let i = (u32[W(record + Record.NAME_HASH)] as number) & mask;
+      while (u32[slots + i] !== Index.EMPTY) i = (i + 1) & mask;
+      u32[slots + i] = record;
+    }
+    u32[W(index + Index.LIVE)] = this.#records.size;
+    Atomics.store(u32, W(Header.INDEX_OFFSET), index);
+    Atomics.add(u32, GENERATION, 1);
+  }
+
+  #addToIndexCount(field: number, delta: number): void {
+    this.u32[W(field)] = ((this.u32[W(field)] as number) + delta) >>> 0;
+  }
+
+  #indexInsert(record: number, hash: number): void {
+    const { index, capacity } = this.#indexBlock();
+    const u32 = this.u32;
+    const slots = W(index + Index.SLOTS);
+    const mask = capacity - 1;
+    let i = hash & mask;
+    while (u32[slots + i] !== Index.EMPTY && u32[slots + i] !== Index.TOMBSTONE) i = (i + 1) & mask;
+    if (u32[slots + i] === Index.TOMBSTONE) this.#addToIndexCount(index + Index.TOMBSTONES, -1);
+    this.#addToIndexCount(index + Index.LIVE, 1);
+    Atomics.store(u32, slots + i, record);
+  }
+
+  #indexRemove(record: number, hash: number): void {
+    const { index, capacity } = this.#indexBlock();
+    const u32 = this.u32;
+    const slots = W(index + Index.SLOTS);
+    const mask = capacity - 1;
+    for (let probe = 0, i = hash & mask; probe < capacity; probe++, i = (i + 1) & mask) {
+      if (u32[slots + i] === Index.EMPTY) return;
+      if (u32[slots + i] !== record) continue;
+      Atomics.store(u32, slots + i, Index.TOMBSTONE);
+      this.#addToIndexCount(index + Index.LIVE, -1);
+      this.#addToIndexCount(index + Index.TOMBSTONES, 1);
+      return;
+    }
+  }
+
+  // ---- opening an existing file ----
+
+  #repair(heapOffset: number, size: number): void {
+    const index = Atomics.load(this.u32, W(Header.INDEX_OFFSET));
+    const capacity = this.indexCapacity(index);
+    if (capacity === 0) throw new ShmError("CORRUPT", `${this.path} is corrupt: bad name index`);
+    const used: UsedBlock[] = [
+      { offset: index, size: BlockAllocator.blockSize(Index.SLOTS + capacity * 4) },
+    ];
+    const slots = W(index + Index.SLOTS);
+    let dropped = 0;
+    for (let i = 0; i < capacity; i++) {
+      const record = this.u32[slots + i] as number;
+      if (record <= Index.TOMBSTONE) continue;
+      const value = this.#checkRecord(record, heapOffset, size);
+      if (value === undefined) {
+        dropped++;
+        continue;
+      }
+      this.#records.set(this.recordName(record), record);
+      used.push(
+        { offset: record, size: Record.SIZE },
+        { offset: value.block, size: value.capacity * 2 },
+      );
+    }
+    this.#allocator = BlockAllocator.rebuild(heapOffset, size, used);
+    if (dropped > 0) this.repairs.push(`dropped ${dropped} broken variable record(s)`);
+    // A fresh index leaves out dropped records and tombstones.
+    this.#installIndex(
+      Math.max(INITIAL_INDEX_CAPACITY, nextPowerOfTwo((this.#records.size + 1) * 4)),
+    );
+    this.#freeBlock(index, Index.SLOTS + capacity * 4);
+    Atomics.store(this.u32, W(Header.VARIABLE_COUNT), this.#records.size);
+  }
+
+  /** Checks one record; mends its inactive slot and a dead writer's lock. */
+  #checkRecord(
+    record: number,
+    heapOffset: number,
+    size: number,
+  ): { block: number; capacity: number } | undefined {
+    const u32 = this.u32;
+    const inHeap = (offset: number, bytes: number): boolean =>
+      offset >= heapOffset && offset + bytes <= size && (offset - heapOffset) % bytes === 0;
+    if (!inHeap(record, Record.SIZE)) return undefined;
+    if (Atomics.load(u32, W(record + Record.STATE)) !== RecordState.LIVE) return undefined;
+    const name = this.recordName(record);
+    if (!isValidName(name) || hashName(name) !== u32[W(record + Record.NAME_HASH)])
+      return undefined;
+    if (this.#records.has(name)) return undefined;
+    const { block, capacity } = this.#currentBlock(record);
+    const current = Atomics.load(u32, W(record + Record.CTL)) & 1;
+    const currentSlot = record + (current ? Record.SLOT1 : Record.SLOT0);
+    if (
+      capacity < MIN_CAPACITY ||
+      capacity > MAX_VALUE_SIZE ||
+      (capacity & (capacity - 1)) !== 0 ||
+      !inHeap(block, capacity * 2) ||
+      (u32[W(currentSlot + Slot.LENGTH)] as number) > capacity
+    ) {
+      return undefined;
+    }
+    const inactive = record + (current ? Record.SLOT0 : Record.SLOT1);
+    u32[W(inactive + Slot.OFFSET)] = block + (current ^ 1) * capacity;
+    u32[W(inactive + Slot.CAPACITY)] = capacity;
+    const holder = Atomics.load(u32, W(record + Record.LOCK));
+    if (holder !== 0 && !isProcessAlive(holder)) {
+      Atomics.store(u32, W(record + Record.LOCK), 0);
+      this.repairs.push(`released ${name}, locked by dead process ${holder}`);
+    }
+    return { block, capacity };
+  }
+}
