@@ -1,0 +1,96 @@
+/**
+ * The Connect handlers of commy.v1.CommyService: request → core → response.
+ * No rule lives here (see src/core/commy-core.ts).
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { CommyService } from "../../gen/commy/v1/commy_service_pb.js";
+import { ServiceSchema, TenantSchema, VariableSchema } from "../../gen/commy/v1/resources_pb.js";
+import type { CommyCore, VariableInfo } from "../core/commy-core.js";
+import { invalidRequest } from "../core/commy-error.js";
+import type { ServiceRecord, TenantRecord } from "../store/control-store.js";
+import { callerOf } from "./caller-context.js";
+
+export const toTenant = (t: TenantRecord) =>
+  create(TenantSchema, {
+    tenantId: t.tenantId,
+    tenantName: t.tenantName,
+    createdBy: t.createdBy,
+    createdAt: timestampFromMs(t.createdAt),
+  });
+
+export const toService = (s: ServiceRecord) =>
+  create(ServiceSchema, {
+    tenantId: s.tenantId,
+    serviceName: s.serviceName,
+    serviceId: s.serviceId,
+    createdBy: s.createdBy,
+    createdAt: timestampFromMs(s.createdAt),
+  });
+
+const toVariable = (v: VariableInfo) =>
+  create(VariableSchema, {
+    variableName: v.name,
+    version: BigInt(v.version),
+    size: v.size,
+    capacity: v.capacity,
+  });
+
+/** Versions travel as uint64 and are exact in the core up to 2^53. */
+function versionFromWire(version: bigint | undefined): number | undefined {
+  if (version === undefined) return undefined;
+  if (version > BigInt(Number.MAX_SAFE_INTEGER))
+    throw invalidRequest("expected_version is out of range");
+  return Number(version);
+}
+
+export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof CommyService> {
+  return {
+    createTenant: (req, ctx) => ({ tenant: toTenant(core.createTenant(callerOf(ctx), req)) }),
+    getTenant: (req, ctx) => ({ tenant: toTenant(core.getTenant(callerOf(ctx), req.tenantId)) }),
+    listTenants: (req, ctx) => {
+      const page = core.listTenants(callerOf(ctx), req);
+      return { tenants: page.items.map(toTenant), nextPageToken: page.next ?? "" };
+    },
+    deleteTenant: (req, ctx) => {
+      core.deleteTenant(callerOf(ctx), req.tenantId);
+      return {};
+    },
+    createService: (req, ctx) => ({ service: toService(core.createService(callerOf(ctx), req)) }),
+    getService: (req, ctx) => ({ service: toService(core.getService(callerOf(ctx), req)) }),
+    listServices: (req, ctx) => {
+      const page = core.listServices(callerOf(ctx), req.tenantId, req);
+      return { services: page.items.map(toService), nextPageToken: page.next ?? "" };
+    },
+    deleteService: (req, ctx) => {
+      core.deleteService(callerOf(ctx), req);
+      return {};
+    },
+    allocateVariable: (req, ctx) => ({
+      variable: toVariable(core.allocateVariable(callerOf(ctx), req)),
+    }),
+    readVariable: (req, ctx) => {
+      const { data, version } = core.readVariable(callerOf(ctx), req);
+      return { data, version: BigInt(version) };
+    },
+    writeVariable: (req, ctx) => {
+      const result = core.writeVariable(callerOf(ctx), {
+        tenantId: req.tenantId,
+        serviceName: req.serviceName,
+        variableName: req.variableName,
+        data: req.data,
+        expectedVersion: versionFromWire(req.expectedVersion),
+        createIfMissing: req.createIfMissing,
+      });
+      return { version: BigInt(result.version) };
+    },
+    deallocateVariable: (req, ctx) => {
+      core.deallocateVariable(callerOf(ctx), req);
+      return {};
+    },
+    listVariables: (req, ctx) => ({
+      variables: core.listVariables(callerOf(ctx), req).map(toVariable),
+    }),
+  };
+}

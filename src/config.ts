@@ -1,0 +1,144 @@
+/**
+ * Server configuration: flags > environment (COMMY_*) > config file (JSON)
+ * > defaults. One table describes every option, so the help text, the
+ * environment names and the docs come from the same place.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+/** Everything `commy serve` can be told. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Bytes each service file may grow to. */
+  maxServiceFileSize: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+type Kind = "string" | "port" | "bytes" | "level";
+
+interface OptionSpec {
+  key: keyof ServerConfig;
+  flag: string;
+  env: string;
+  kind: Kind;
+  help: string;
+}
+
+export const SERVER_OPTIONS: readonly OptionSpec[] = [
+  { key: "host", flag: "host", env: "COMMY_HOST", kind: "string", help: "address to listen on" },
+  {
+    key: "port",
+    flag: "port",
+    env: "COMMY_PORT",
+    kind: "port",
+    help: "TCP port (0: any free port)",
+  },
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    env: "COMMY_DATA_DIR",
+    kind: "string",
+    help: "where the store and service files live",
+  },
+  {
+    key: "maxServiceFileSize",
+    flag: "max-service-file-size",
+    env: "COMMY_MAX_SERVICE_FILE_SIZE",
+    kind: "bytes",
+    help: "largest size of one service file, in bytes",
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    env: "COMMY_LOG_LEVEL",
+    kind: "level",
+    help: "fatal|error|warn|info|debug|trace|silent",
+  },
+];
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  host: "127.0.0.1",
+  port: 8080,
+  dataDir: "./commy-data",
+  maxServiceFileSize: 1024 * 1024 * 1024,
+  logLevel: "info",
+};
+
+const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/** A configuration problem, reported to the operator as it is. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+function parseValue(spec: OptionSpec, raw: unknown, source: string): string | number {
+  const text = String(raw);
+  const fail = (what: string): never => {
+    throw new ConfigError(`${source}: ${spec.flag} ${what} (got ${JSON.stringify(raw)})`);
+  };
+  switch (spec.kind) {
+    case "string":
+      return text.length > 0 ? text : fail("must not be empty");
+    case "port": {
+      const port = Number(text);
+      return Number.isInteger(port) && port >= 0 && port <= 65535
+        ? port
+        : fail("must be a port number 0–65535");
+    }
+    case "bytes": {
+      const bytes = Number(text);
+      return Number.isInteger(bytes) && bytes >= 1024 * 1024 && bytes < 4 * 1024 ** 3
+        ? bytes
+        : fail("must be a whole number of bytes between 1 MiB and 4 GiB");
+    }
+    case "level":
+      return LEVELS.has(text)
+        ? text
+        : fail("must be one of fatal, error, warn, info, debug, trace, silent");
+  }
+}
+
+/**
+ * The effective configuration. `flags` are parsed command-line options by
+ * flag name; `configFile` a JSON file whose keys are the flag names.
+ */
+export function loadServerConfig(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  configFile?: string,
+): ServerConfig {
+  const fromFile = configFile === undefined ? {} : readConfigFile(configFile);
+  const config: Record<string, string | number> = { ...DEFAULT_CONFIG };
+  for (const spec of SERVER_OPTIONS) {
+    const layers: [unknown, string][] = [
+      [flags[spec.flag], `--${spec.flag}`],
+      [env[spec.env], spec.env],
+      [fromFile[spec.flag], configFile ?? ""],
+    ];
+    const found = layers.find(([value]) => value !== undefined && value !== "");
+    if (found !== undefined) config[spec.key] = parseValue(spec, found[0], found[1]);
+  }
+  const result = config as unknown as ServerConfig;
+  return { ...result, dataDir: resolve(result.dataDir) };
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read the config file ${path}: ${(error as Error).message}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new Error("not an object");
+    return parsed as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(
+      `the config file ${path} is not a JSON object: ${(error as Error).message}`,
+    );
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * The core: every operation of Commy, whichever door it came through (the
+ * Connect API, the legacy WebSocket bridge, the CLI). Each one checks, in
+ * order: authenticated → permitted → valid → exists, then acts. Transports
+ * only translate; no rule lives anywhere else.
+ */
+import { randomUUID } from "node:crypto";
+import type { OwnedServiceFile, VariableInfo } from "../shm/index.js";
+import type { ControlStore, Page, ServiceRecord, TenantRecord } from "../store/control-store.js";
+import { type Authorizer, type Permission, type Scope, authorize } from "./authorizer.js";
+import type { Caller } from "./caller.js";
+import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-error.js";
+import { describeInvalidName } from "./names.js";
+import type { ServiceFileRegistry } from "./service-file-registry.js";
+import { withShmErrors } from "./shm-errors.js";
+
+export type { VariableInfo } from "../shm/index.js";
+
+/** The most items a listing returns in one page. */
+export const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+
+/** Names a service. */
+export interface ServiceRef {
+  tenantId: string;
+  serviceName: string;
+}
+
+/** Names a variable. */
+export interface VariableRef extends ServiceRef {
+  variableName: string;
+}
+
+/** Which page of a listing. */
+export interface PageRequest {
+  pageSize?: number;
+  pageToken?: string;
+}
+
+export interface WriteRequest extends VariableRef {
+  data: Uint8Array;
+  expectedVersion?: number;
+  /** Create the variable if it does not exist (needs variable.write). */
+  createIfMissing?: boolean;
+}
+
+export interface WriteResult {
+  version: number;
+  created: boolean;
+}
+
+export interface CoreDependencies {
+  store: ControlStore;
+  files: ServiceFileRegistry;
+  authorizer: Authorizer;
+  /** Milliseconds since the epoch (injectable for tests). */
+  now?: () => number;
+}
+
+interface LiveService {
+  record: ServiceRecord;
+  file: OwnedServiceFile;
+}
+
+export class CommyCore {
+  readonly #store: ControlStore;
+  readonly #files: ServiceFileRegistry;
+  readonly #authorizer: Authorizer;
+  readonly #now: () => number;
+  /** tenantId → serviceName → service; the store is the truth, this the fast path. */
+  readonly #services = new Map<string, Map<string, LiveService>>();
+
+  constructor(deps: CoreDependencies) {
+    this.#store = deps.store;
+    this.#files = deps.files;
+    this.#authorizer = deps.authorizer;
+    this.#now = deps.now ?? Date.now;
+    for (const record of this.#store.allServices()) {
+      const file = this.#files.get(record.serviceId);
+      if (file !== undefined) this.#remember({ record, file });
+    }
+  }
+
+  // ---- tenants ----
+
+  createTenant(caller: Caller, request: { tenantId: string; tenantName?: string }): TenantRecord {
+    const principal = this.#authorize(caller, "tenant.create", { tenantId: request.tenantId });
+    validateName("tenant", request.tenantId);
+    const tenantName = request.tenantName ?? request.tenantId;
+    if (tenantName.length > 256) throw invalidRequest("tenant_name is longer than 256 characters");
+    const tenant: TenantRecord = {
+      tenantId: request.tenantId,
+      tenantName: tenantName === "" ? request.tenantId : tenantName,
+      createdBy: principal.id,
+      createdAt: this.#now(),
+    };
+    if (!this.#store.insertTenant(tenant)) throw alreadyExists(`tenant ${request.tenantId}`);
+    return tenant;
+  }
+
+  getTenant(caller: Caller, tenantId: string): TenantRecord {
+    this.#authorize(caller, "tenant.read", { tenantId });
+    validateName("tenant", tenantId);
+    return this.#tenant(tenantId);
+  }
+
+  /** Tenants the caller may read, by id. */
+  listTenants(caller: Caller, page: PageRequest): Page<TenantRecord> {
+    this.#authorize(caller, "tenant.read", {});
+    return this.#store.listTenants(page.pageToken, pageSize(page));
+  }
+
+  /** Deletes a tenant with all of its services and their files. */
+  deleteTenant(caller: Caller, tenantId: string): void {
+    this.#authorize(caller, "tenant.delete", { tenantId });
+    validateName("tenant", tenantId);
+    const services = this.#store.deleteTenant(tenantId);
+    if (services === undefined) throw notFound(`tenant ${tenantId}`);
+    for (const service of services) this.#forget(service);
+    this.#services.delete(tenantId);
+  }
+
+  // ---- services ----
+
+  createService(caller: Caller, ref: ServiceRef): ServiceRecord {
+    const principal = this.#authorize(caller, "service.create", ref);
+    validateServiceRef(ref);
+    this.#tenant(ref.tenantId);
+    if (this.#services.get(ref.tenantId)?.has(ref.serviceName) === true) {
+      throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
+    }
+    const record: ServiceRecord = {
+      serviceId: randomUUID(),
+      tenantId: ref.tenantId,
+      serviceName: ref.serviceName,
+      createdBy: principal.id,
+      createdAt: this.#now(),
+    };
+    // File first, then the row: a crash in between leaves an orphan file,
+    // which start-up removes; never a row without its file.
+    const file = withShmErrors(() => this.#files.create(record.serviceId));
+    if (!this.#store.insertService(record)) {
+      this.#files.remove(record.serviceId);
+      throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
+    }
+    this.#remember({ record, file });
+    return record;
+  }
+
+  getService(caller: Caller, ref: ServiceRef): ServiceRecord {
+    this.#authorize(caller, "service.read", ref);
+    validateServiceRef(ref);
+    return this.#service(ref).record;
+  }
+
+  listServices(caller: Caller, tenantId: string, page: PageRequest): Page<ServiceRecord> {
+    this.#authorize(caller, "service.read", { tenantId });
+    validateName("tenant", tenantId);
+    this.#tenant(tenantId);
+    return this.#store.listServices(tenantId, page.pageToken, pageSize(page));
+  }
+
+  /** Deletes a service; its file is marked deleted (local mappers notice) and unlinked. */
+  deleteService(caller: Caller, ref: ServiceRef): void {
+    this.#authorize(caller, "service.delete", ref);
+    validateServiceRef(ref);
+    this.#service(ref);
+    // Row first, then the file: a crash in between leaves an orphan file.
+    const record = this.#store.deleteService(ref.tenantId, ref.serviceName);
+    if (record !== undefined) this.#forget(record);
+  }
+
+  // ---- variables ----
+
+  allocateVariable(
+    caller: Caller,
+    request: VariableRef & { initialData: Uint8Array; capacity?: number },
+  ): VariableInfo {
+    this.#authorize(caller, "variable.write", request);
+    validateVariableRef(request);
+    if (request.capacity !== undefined && request.capacity < request.initialData.length) {
+      throw invalidRequest("capacity is smaller than initial_data");
+    }
+    const { file } = this.#service(request);
+    return withShmErrors(() =>
+      file.allocate(request.variableName, request.initialData, { capacity: request.capacity }),
+    );
+  }
+
+  readVariable(caller: Caller, ref: VariableRef): { data: Buffer; version: number } {
+    this.#authorize(caller, "variable.read", ref);
+    const file = this.#variableFile(ref);
+    const handle = file.find(ref.variableName);
+    if (handle === undefined) throw notFound(`variable ${ref.variableName}`);
+    return withShmErrors(() => file.read(handle));
+  }
+
+  writeVariable(caller: Caller, request: WriteRequest): WriteResult {
+    this.#authorize(caller, "variable.write", request);
+    const file = this.#variableFile(request);
+    const handle = file.find(request.variableName);
+    if (handle === undefined) return this.#createOnWrite(file, request);
+    const options =
+      request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion };
+    return {
+      version: withShmErrors(() => file.write(handle, request.data, options)),
+      created: false,
+    };
+  }
+
+  deallocateVariable(caller: Caller, ref: VariableRef): void {
+    this.#authorize(caller, "variable.write", ref);
+    const file = this.#variableFile(ref);
+    withShmErrors(() => file.deallocate(ref.variableName));
+  }
+
+  listVariables(caller: Caller, ref: ServiceRef): VariableInfo[] {
+    this.#authorize(caller, "variable.read", ref);
+    validateServiceRef(ref);
+    const { file } = this.#service(ref);
+    return withShmErrors(() => file.list());
+  }
+
+  /** Closes every service file (the store is closed by its owner). */
+  close(): void {
+    this.#files.closeAll();
+    this.#services.clear();
+  }
+
+  // ---- internals ----
+
+  #authorize(caller: Caller, permission: Permission, scope: Scope) {
+    return authorize(this.#authorizer, caller, permission, scope);
+  }
+
+  #createOnWrite(file: OwnedServiceFile, request: WriteRequest): WriteResult {
+    if (request.createIfMissing !== true) throw notFound(`variable ${request.variableName}`);
+    if (request.expectedVersion !== undefined && request.expectedVersion !== 0) {
+      throw new CommyError(
+        "VERSION_CONFLICT",
+        `variable ${request.variableName} does not exist (expected version ${request.expectedVersion})`,
+      );
+    }
+    withShmErrors(() => file.allocate(request.variableName, request.data));
+    return { version: 1, created: true };
+  }
+
+  #tenant(tenantId: string): TenantRecord {
+    const tenant = this.#store.getTenant(tenantId);
+    if (tenant === undefined) throw notFound(`tenant ${tenantId}`);
+    return tenant;
+  }
+
+  #service(ref: ServiceRef): LiveService {
+    const service = this.#services.get(ref.tenantId)?.get(ref.serviceName);
+    if (service !== undefined) return service;
+    this.#tenant(ref.tenantId);
+    throw notFound(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
+  }
+
+  #variableFile(ref: VariableRef): OwnedServiceFile {
+    validateVariableRef(ref);
+    return this.#service(ref).file;
+  }
+
+  #remember(service: LiveService): void {
+    let byName = this.#services.get(service.record.tenantId);
+    if (byName === undefined) {
+      byName = new Map();
+      this.#services.set(service.record.tenantId, byName);
+    }
+    byName.set(service.record.serviceName, service);
+  }
+
+  #forget(record: ServiceRecord): void {
+    this.#services.get(record.tenantId)?.delete(record.serviceName);
+    this.#files.remove(record.serviceId);
+  }
+}
+
+function validateName(kind: string, name: string): void {
+  const problem = describeInvalidName(kind, name);
+  if (problem !== undefined) throw invalidRequest(problem);
+}
+
+function validateServiceRef(ref: ServiceRef): void {
+  validateName("tenant", ref.tenantId);
+  validateName("service", ref.serviceName);
+}
+
+function validateVariableRef(ref: VariableRef): void {
+  validateServiceRef(ref);
+  validateName("variable", ref.variableName);
+}
+
+function pageSize(page: PageRequest): number {
+  const size = page.pageSize ?? 0;
+  if (!Number.isInteger(size) || size < 0)
+    throw invalidRequest("page_size must be a positive whole number");
+  return size === 0 ? DEFAULT_PAGE_SIZE : Math.min(size, MAX_PAGE_SIZE);
+}
