@@ -11,13 +11,16 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { pino, type Logger } from "pino";
 import { EchoService } from "../gen/commy/bench/v1/echo_pb.js";
 import { CommyService } from "../gen/commy/v1/commy_service_pb.js";
+import { IdentityService } from "../gen/commy/v1/identity_pb.js";
 import { callerKey } from "./api/caller-context.js";
 import { createCommyServiceHandlers } from "./api/commy-service-handlers.js";
 import { createEchoServiceHandlers } from "./api/echo-service-handlers.js";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createSniffingListener } from "./api/protocol-sniffing-listener.js";
-import { serverAdminOnly } from "./core/authorizer.js";
-import { SERVER_ADMIN } from "./core/caller.js";
+import { AuditLog } from "./core/audit-log.js";
+import { type CustomVerifier, Identity } from "./core/identity.js";
+import { createIdentityServiceHandlers } from "./api/identity-service-handlers.js";
+import { loadAdminToken } from "./admin-token.js";
 import { CommyCore } from "./core/commy-core.js";
 import { ServiceFileRegistry } from "./core/service-file-registry.js";
 import { type ServerConfig, DEFAULT_CONFIG } from "./config.js";
@@ -30,6 +33,10 @@ export interface ServerExtras {
   benchEcho?: boolean;
   /** Where logs go (default: pino to stdout at config.logLevel). */
   logger?: Logger;
+  /** The admin token (default: COMMY_ADMIN_TOKEN, else the data directory's). */
+  adminToken?: string;
+  /** Verifies "custom" credentials. */
+  customVerifier?: CustomVerifier;
 }
 
 /** A running server. */
@@ -38,6 +45,9 @@ export interface CommyServer {
   /** http://host:port */
   readonly url: string;
   readonly core: CommyCore;
+  readonly identity: Identity;
+  /** The server admin's bearer token. */
+  readonly adminToken: string;
   /** Stops accepting, ends connections, closes files and the store. */
   close(): Promise<void>;
 }
@@ -60,20 +70,46 @@ export async function startServer(
   for (const note of reconciliation.recreated)
     log.error({ note }, "service file missing or unreadable: recreated empty");
   for (const repair of reconciliation.repaired) log.warn(repair, "repaired a service file");
-  // Until the identity issue lands, every call runs as the server admin.
-  const core = new CommyCore({ store, files, authorizer: serverAdminOnly });
+  const admin = loadAdminToken(
+    settings.dataDir,
+    extras.adminToken ?? process.env.COMMY_ADMIN_TOKEN,
+  );
+  if (admin.generated) {
+    // Printed once, on the first start; afterwards it is only in the file.
+    process.stderr.write(
+      `commy: generated the admin token (kept in ${admin.path}): ${admin.token}\n`,
+    );
+  }
+  const audit = new AuditLog(store);
+  const identity = new Identity({
+    store,
+    audit,
+    adminToken: admin.token,
+    customVerifier: extras.customVerifier,
+  });
+  const core = new CommyCore({
+    store,
+    files,
+    audit,
+    onTenantDeleted: (tenantId) => identity.forgetTenant(tenantId),
+  });
 
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(CommyService, createCommyServiceHandlers(core));
+      router.service(IdentityService, createIdentityServiceHandlers(identity));
       if (extras.benchEcho === true) router.service(EchoService, createEchoServiceHandlers());
     },
     interceptors: [createErrorInterceptor((error) => log.error({ err: error }, "internal error"))],
+    // The caller is resolved once per call or stream, before any handler runs.
     contextValues: (request) =>
-      createContextValues().set(callerKey, {
-        principal: SERVER_ADMIN,
-        clientAddress: `${request.socket.remoteAddress ?? "?"}:${request.socket.remotePort ?? "?"}`,
-      }),
+      createContextValues().set(
+        callerKey,
+        identity.callerFor(
+          request.headers.authorization,
+          `${request.socket.remoteAddress ?? "?"}:${request.socket.remotePort ?? "?"}`,
+        ),
+      ),
   });
   const http1 = createHttp1Server(handler);
   const http2 = createHttp2Server(handler);
@@ -107,11 +143,12 @@ export async function startServer(
         force.unref();
       });
       core.close();
+      identity.close();
       store.close();
       unlock();
       log.info("commy stopped");
     })();
     return closing;
   };
-  return { port, url, core, close };
+  return { port, url, core, identity, adminToken: admin.token, close };
 }

@@ -1,13 +1,13 @@
 /**
- * The permission hook of the core. Every operation asks it, after checking
+ * Who may do what, in one place. Every core operation asks, after checking
  * that the caller is authenticated and before looking anything up, so that
  * a caller never learns whether something exists where it may not look.
  */
-import type { Caller, Principal } from "./caller.js";
+import type { Caller, GrantPermission, Principal } from "./caller.js";
 import { CommyError } from "./commy-error.js";
 
-/** What an operation needs. Names match docs and the permission table. */
-export type Permission =
+/** What an operation does, for permission checks and the audit log. */
+export type Action =
   | "tenant.create"
   | "tenant.read"
   | "tenant.delete"
@@ -16,7 +16,10 @@ export type Permission =
   | "service.delete"
   | "variable.read"
   | "variable.write"
-  | "subscribe";
+  | "variable.subscribe"
+  | "identity.manage"
+  | "audit.read"
+  | "jwt.configure";
 
 /** Where an operation acts: a tenant, and within it maybe a service. */
 export interface Scope {
@@ -24,34 +27,64 @@ export interface Scope {
   serviceName?: string;
 }
 
-export interface Authorizer {
-  /** True when `principal` holds `permission` on `scope`. */
-  permits(principal: Principal, permission: Permission, scope: Scope): boolean;
-}
-
-/** Grants everything to server admins and nothing to anyone else. */
-export const serverAdminOnly: Authorizer = {
-  permits: (principal) => principal.serverAdmin,
+/** What each action needs; "server-admin" actions need the server admin. */
+const REQUIRED: Record<Action, GrantPermission | "server-admin" | "any-grant"> = {
+  "tenant.create": "server-admin",
+  "tenant.delete": "server-admin",
+  "jwt.configure": "server-admin",
+  "tenant.read": "any-grant",
+  "service.create": "service:create",
+  "service.read": "service:read",
+  "service.delete": "service:delete",
+  "variable.read": "variable:read",
+  "variable.write": "variable:write",
+  "variable.subscribe": "variable:subscribe",
+  "identity.manage": "tenant:admin",
+  "audit.read": "tenant:admin",
 };
 
 /**
- * Checks, in the house order, that the caller is authenticated and holds
- * the permission; throws UNAUTHORIZED or PERMISSION_DENIED.
+ * True when `principal` may do `action` in `scope`. Without a service name
+ * in the scope, a grant of any prefix counts (listings filter by prefix
+ * with `mayDoOnService`).
  */
-export function authorize(
-  authorizer: Authorizer,
-  caller: Caller,
-  permission: Permission,
-  scope: Scope,
-): Principal {
+export function permits(principal: Principal, action: Action, scope: Scope): boolean {
+  if (principal.serverAdmin) return true;
+  const required = REQUIRED[action];
+  if (required === "server-admin" || scope.tenantId === undefined) return false;
+  return principal.grants.some(
+    (grant) =>
+      grant.tenantId === scope.tenantId &&
+      (grant.permission === "tenant:admin" ||
+        required === "any-grant" ||
+        grant.permission === required) &&
+      (scope.serviceName === undefined || scope.serviceName.startsWith(grant.servicePrefix)),
+  );
+}
+
+/** True when `principal` may do `action` on the named service (for filtering listings). */
+export function mayDoOnService(
+  principal: Principal,
+  action: Action,
+  tenantId: string,
+  serviceName: string,
+): boolean {
+  return permits(principal, action, { tenantId, serviceName });
+}
+
+/**
+ * Checks, in the house order, that the caller is authenticated and may act;
+ * throws UNAUTHORIZED or PERMISSION_DENIED.
+ */
+export function authorize(caller: Caller, action: Action, scope: Scope): Principal {
   const principal = caller.principal;
   if (principal === undefined) {
     throw new CommyError("UNAUTHORIZED", "authentication required: send valid credentials");
   }
-  if (!authorizer.permits(principal, permission, scope)) {
+  if (!permits(principal, action, scope)) {
     throw new CommyError(
       "PERMISSION_DENIED",
-      `${principal.id} may not ${permission}${describe(scope)}`,
+      `${principal.id} may not ${action}${describe(scope)}`,
     );
   }
   return principal;

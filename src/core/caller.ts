@@ -1,8 +1,35 @@
 /**
  * Who is calling: every core operation takes a Caller, whichever transport
- * the call came through. The identity issue fills in principals and their
- * grants; until a call is authenticated its principal is undefined.
+ * the call came through.
  */
+
+/** A permission a principal can be granted within a tenant (docs: README, permission model). */
+export type GrantPermission =
+  | "tenant:admin"
+  | "service:create"
+  | "service:read"
+  | "service:delete"
+  | "variable:read"
+  | "variable:write"
+  | "variable:subscribe";
+
+export const GRANT_PERMISSIONS: readonly GrantPermission[] = [
+  "tenant:admin",
+  "service:create",
+  "service:read",
+  "service:delete",
+  "variable:read",
+  "variable:write",
+  "variable:subscribe",
+];
+
+/** A permission held within a tenant, maybe limited to a service-name prefix. */
+export interface Grant {
+  tenantId: string;
+  permission: GrantPermission;
+  /** "" for every service of the tenant. */
+  servicePrefix: string;
+}
 
 /** An authenticated identity. */
 export interface Principal {
@@ -10,6 +37,12 @@ export interface Principal {
   id: string;
   /** Server admins manage tenants and principals and may do anything. */
   serverAdmin: boolean;
+  /** The tenant a tenant principal belongs to. */
+  tenantId?: string;
+  /** Its name within the tenant. */
+  name?: string;
+  /** What it may do; replaced in place when grants change. */
+  grants: readonly Grant[];
 }
 
 /** The caller of a core operation. */
@@ -18,10 +51,15 @@ export interface Caller {
   principal: Principal | undefined;
   /** Where the call came from (for audit), e.g. "127.0.0.1:53012". */
   clientAddress?: string;
+  /** Aborts when the credential of the call is revoked or expires (ends streams). */
+  credentialSignal?: AbortSignal;
 }
 
 /** The bootstrap administrator of the server. */
-export const SERVER_ADMIN: Principal = { id: "admin", serverAdmin: true };
+export const SERVER_ADMIN: Principal = { id: "admin", serverAdmin: true, grants: [] };
 
-/** A caller acting as the server admin (start-up tasks, tests, the open default). */
+/** A caller acting as the server admin (start-up tasks and tests). */
 export const SERVER_ADMIN_CALLER: Caller = { principal: SERVER_ADMIN };
+
+/** An unauthenticated caller. */
+export const ANONYMOUS: Caller = { principal: undefined };

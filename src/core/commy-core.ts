@@ -7,8 +7,9 @@
 import { randomUUID } from "node:crypto";
 import type { OwnedServiceFile, VariableInfo } from "../shm/index.js";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "../store/control-store.js";
-import { type Authorizer, type Permission, type Scope, authorize } from "./authorizer.js";
-import type { Caller } from "./caller.js";
+import { type Action, type Scope, authorize, mayDoOnService } from "./authorizer.js";
+import { AuditLog } from "./audit-log.js";
+import type { Caller, Principal } from "./caller.js";
 import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-error.js";
 import { describeInvalidName } from "./names.js";
 import type { ServiceFileRegistry } from "./service-file-registry.js";
@@ -52,7 +53,9 @@ export interface WriteResult {
 export interface CoreDependencies {
   store: ControlStore;
   files: ServiceFileRegistry;
-  authorizer: Authorizer;
+  audit: AuditLog;
+  /** Told when a tenant is gone (identity drops its principals' tokens). */
+  onTenantDeleted?: (tenantId: string) => void;
   /** Milliseconds since the epoch (injectable for tests). */
   now?: () => number;
 }
@@ -65,7 +68,8 @@ interface LiveService {
 export class CommyCore {
   readonly #store: ControlStore;
   readonly #files: ServiceFileRegistry;
-  readonly #authorizer: Authorizer;
+  readonly #audit: AuditLog;
+  readonly #onTenantDeleted: (tenantId: string) => void;
   readonly #now: () => number;
   /** tenantId → serviceName → service; the store is the truth, this the fast path. */
   readonly #services = new Map<string, Map<string, LiveService>>();
@@ -73,7 +77,8 @@ export class CommyCore {
   constructor(deps: CoreDependencies) {
     this.#store = deps.store;
     this.#files = deps.files;
-    this.#authorizer = deps.authorizer;
+    this.#audit = deps.audit;
+    this.#onTenantDeleted = deps.onTenantDeleted ?? (() => undefined);
     this.#now = deps.now ?? Date.now;
     for (const record of this.#store.allServices()) {
       const file = this.#files.get(record.serviceId);
@@ -94,8 +99,10 @@ export class CommyCore {
       createdBy: principal.id,
       createdAt: this.#now(),
     };
-    if (!this.#store.insertTenant(tenant)) throw alreadyExists(`tenant ${request.tenantId}`);
-    return tenant;
+    return this.#audited(caller, "tenant.create", tenant.tenantId, tenant.tenantId, () => {
+      if (!this.#store.insertTenant(tenant)) throw alreadyExists(`tenant ${request.tenantId}`);
+      return tenant;
+    });
   }
 
   getTenant(caller: Caller, tenantId: string): TenantRecord {
@@ -104,20 +111,30 @@ export class CommyCore {
     return this.#tenant(tenantId);
   }
 
-  /** Tenants the caller may read, by id. */
+  /** Tenants the caller may read, by id: all for the server admin, else those it holds grants in. */
   listTenants(caller: Caller, page: PageRequest): Page<TenantRecord> {
-    this.#authorize(caller, "tenant.read", {});
-    return this.#store.listTenants(page.pageToken, pageSize(page));
+    const principal = this.#authenticated(caller);
+    const limit = pageSize(page);
+    const after = pageToken(page);
+    if (principal.serverAdmin) return this.#store.listTenants(after, limit);
+    const ids = [...new Set(principal.grants.map((g) => g.tenantId))]
+      .sort()
+      .filter((id) => after === undefined || id > after);
+    const items = ids.slice(0, limit).flatMap((id) => this.#store.getTenant(id) ?? []);
+    return ids.length > limit ? { items, next: ids[limit - 1] } : { items };
   }
 
   /** Deletes a tenant with all of its services and their files. */
   deleteTenant(caller: Caller, tenantId: string): void {
     this.#authorize(caller, "tenant.delete", { tenantId });
     validateName("tenant", tenantId);
-    const services = this.#store.deleteTenant(tenantId);
-    if (services === undefined) throw notFound(`tenant ${tenantId}`);
-    for (const service of services) this.#forget(service);
-    this.#services.delete(tenantId);
+    this.#audited(caller, "tenant.delete", tenantId, tenantId, () => {
+      const services = this.#store.deleteTenant(tenantId);
+      if (services === undefined) throw notFound(`tenant ${tenantId}`);
+      for (const service of services) this.#forget(service);
+      this.#services.delete(tenantId);
+      this.#onTenantDeleted(tenantId);
+    });
   }
 
   // ---- services ----
@@ -125,6 +142,12 @@ export class CommyCore {
   createService(caller: Caller, ref: ServiceRef): ServiceRecord {
     const principal = this.#authorize(caller, "service.create", ref);
     validateServiceRef(ref);
+    return this.#audited(caller, "service.create", ref.tenantId, serviceResource(ref), () =>
+      this.#createService(principal.id, ref),
+    );
+  }
+
+  #createService(createdBy: string, ref: ServiceRef): ServiceRecord {
     this.#tenant(ref.tenantId);
     if (this.#services.get(ref.tenantId)?.has(ref.serviceName) === true) {
       throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
@@ -133,7 +156,7 @@ export class CommyCore {
       serviceId: randomUUID(),
       tenantId: ref.tenantId,
       serviceName: ref.serviceName,
-      createdBy: principal.id,
+      createdBy,
       createdAt: this.#now(),
     };
     // File first, then the row: a crash in between leaves an orphan file,
@@ -153,21 +176,28 @@ export class CommyCore {
     return this.#service(ref).record;
   }
 
+  /** Services of a tenant, as far as the caller's grants reach (service prefixes). */
   listServices(caller: Caller, tenantId: string, page: PageRequest): Page<ServiceRecord> {
-    this.#authorize(caller, "service.read", { tenantId });
+    const principal = this.#authorize(caller, "service.read", { tenantId });
     validateName("tenant", tenantId);
     this.#tenant(tenantId);
-    return this.#store.listServices(tenantId, page.pageToken, pageSize(page));
+    const listed = this.#store.listServices(tenantId, pageToken(page), pageSize(page));
+    const items = listed.items.filter((s) =>
+      mayDoOnService(principal, "service.read", tenantId, s.serviceName),
+    );
+    return { ...listed, items };
   }
 
   /** Deletes a service; its file is marked deleted (local mappers notice) and unlinked. */
   deleteService(caller: Caller, ref: ServiceRef): void {
     this.#authorize(caller, "service.delete", ref);
     validateServiceRef(ref);
-    this.#service(ref);
-    // Row first, then the file: a crash in between leaves an orphan file.
-    const record = this.#store.deleteService(ref.tenantId, ref.serviceName);
-    if (record !== undefined) this.#forget(record);
+    this.#audited(caller, "service.delete", ref.tenantId, serviceResource(ref), () => {
+      this.#service(ref);
+      // Row first, then the file: a crash in between leaves an orphan file.
+      const record = this.#store.deleteService(ref.tenantId, ref.serviceName);
+      if (record !== undefined) this.#forget(record);
+    });
   }
 
   // ---- variables ----
@@ -181,9 +211,17 @@ export class CommyCore {
     if (request.capacity !== undefined && request.capacity < request.initialData.length) {
       throw invalidRequest("capacity is smaller than initial_data");
     }
-    const { file } = this.#service(request);
-    return withShmErrors(() =>
-      file.allocate(request.variableName, request.initialData, { capacity: request.capacity }),
+    return this.#audited(
+      caller,
+      "variable.create",
+      request.tenantId,
+      variableResource(request),
+      () => {
+        const { file } = this.#service(request);
+        return withShmErrors(() =>
+          file.allocate(request.variableName, request.initialData, { capacity: request.capacity }),
+        );
+      },
     );
   }
 
@@ -199,7 +237,15 @@ export class CommyCore {
     this.#authorize(caller, "variable.write", request);
     const file = this.#variableFile(request);
     const handle = file.find(request.variableName);
-    if (handle === undefined) return this.#createOnWrite(file, request);
+    if (handle === undefined) {
+      return this.#audited(
+        caller,
+        "variable.create",
+        request.tenantId,
+        variableResource(request),
+        () => this.#createOnWrite(file, request),
+      );
+    }
     const options =
       request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion };
     return {
@@ -210,8 +256,10 @@ export class CommyCore {
 
   deallocateVariable(caller: Caller, ref: VariableRef): void {
     this.#authorize(caller, "variable.write", ref);
-    const file = this.#variableFile(ref);
-    withShmErrors(() => file.deallocate(ref.variableName));
+    this.#audited(caller, "variable.delete", ref.tenantId, variableResource(ref), () => {
+      const file = this.#variableFile(ref);
+      withShmErrors(() => file.deallocate(ref.variableName));
+    });
   }
 
   listVariables(caller: Caller, ref: ServiceRef): VariableInfo[] {
@@ -229,8 +277,39 @@ export class CommyCore {
 
   // ---- internals ----
 
-  #authorize(caller: Caller, permission: Permission, scope: Scope) {
-    return authorize(this.#authorizer, caller, permission, scope);
+  /** Checks authentication and permission; records a denial in the audit log. */
+  #authorize(caller: Caller, action: Action, scope: Scope) {
+    try {
+      return authorize(caller, action, scope);
+    } catch (error) {
+      const resource = [scope.tenantId, scope.serviceName]
+        .filter((part) => part !== undefined)
+        .join("/");
+      const detail = (error as CommyError).code;
+      this.#audit.record(caller, {
+        action,
+        tenantId: scope.tenantId,
+        resource,
+        outcome: "denied",
+        detail,
+      });
+      throw error;
+    }
+  }
+
+  #authenticated(caller: Caller): Principal {
+    if (caller.principal !== undefined) return caller.principal;
+    return this.#authorize(caller, "tenant.read", {});
+  }
+
+  #audited<T>(
+    caller: Caller,
+    action: string,
+    tenantId: string,
+    resource: string,
+    operation: () => T,
+  ): T {
+    return this.#audit.around(caller, { action, tenantId, resource }, operation);
   }
 
   #createOnWrite(file: OwnedServiceFile, request: WriteRequest): WriteResult {
@@ -291,6 +370,22 @@ function validateServiceRef(ref: ServiceRef): void {
 function validateVariableRef(ref: VariableRef): void {
   validateServiceRef(ref);
   validateName("variable", ref.variableName);
+}
+
+function serviceResource(ref: ServiceRef): string {
+  return `${ref.tenantId}/${ref.serviceName}`;
+}
+
+function variableResource(ref: VariableRef): string {
+  return `${ref.tenantId}/${ref.serviceName}/${ref.variableName}`;
+}
+
+/** Page tokens are the last name of the previous page. */
+function pageToken(page: PageRequest): string | undefined {
+  if (page.pageToken === undefined || page.pageToken === "") return undefined;
+  if (describeInvalidName("page", page.pageToken) !== undefined)
+    throw invalidRequest("page_token is not valid");
+  return page.pageToken;
 }
 
 function pageSize(page: PageRequest): number {

@@ -150,7 +150,10 @@ export class BlockAllocator {
     (this.#free[order] as Set<number>).add(block);
   }
 
-  /** Splits [from, to) into the largest aligned blocks and frees them. */
+  /**
+   * Splits [from, to) into the largest aligned blocks and frees them, merging
+   * with free buddies below (a bump's alignment gap can sit next to one).
+   */
   #freeRange(from: number, to: number): void {
     let cursor = from;
     while (cursor < to) {
@@ -158,7 +161,7 @@ export class BlockAllocator {
       while (this.#isAlignedBlock(cursor, 2 ** (order + 1)) && cursor + 2 ** (order + 1) <= to) {
         order++;
       }
-      this.#put(cursor, order);
+      this.free(cursor, 2 ** order);
       cursor += 2 ** order;
     }
   }

@@ -34,6 +34,12 @@ const TWO_32 = 2 ** 32;
 const MAX_READ_RETRIES = 100_000;
 /** How long a writer waits for a live process holding a variable's lock. */
 const LOCK_PATIENCE_MS = 2_000;
+/**
+ * A read-only mapping cannot count itself in WAITERS (that is a write), so
+ * writers may not wake it: it re-checks the change word at least this often
+ * (the native watcher thread does the same, every 100 ms).
+ */
+const READ_ONLY_RECHECK_MS = 100;
 
 /** A variable found by name: keep it to read and write without a lookup. */
 export class VariableHandle {
@@ -298,15 +304,31 @@ export class ServiceFile {
   waitForChangeSync(timeoutMs: number, spinMicros = 0): boolean {
     this.assertOpen();
     const cursor = this.#changeCursor();
-    const outcome = native.waitSync(
-      this.map.buffer,
-      Header.CHANGE_HEAD,
-      cursor.position,
-      timeoutMs,
-      spinMicros,
-      Header.WAITERS,
-    );
-    return outcome !== "timed-out";
+    if (this.map.writable) {
+      const outcome = native.waitSync(
+        this.map.buffer,
+        Header.CHANGE_HEAD,
+        cursor.position,
+        timeoutMs,
+        spinMicros,
+        Header.WAITERS,
+      );
+      return outcome !== "timed-out";
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slice = Math.min(READ_ONLY_RECHECK_MS, Math.max(0, Math.ceil(deadline - Date.now())));
+      const outcome = native.waitSync(
+        this.map.buffer,
+        Header.CHANGE_HEAD,
+        cursor.position,
+        slice,
+        spinMicros,
+        undefined,
+      );
+      if (outcome !== "timed-out") return true;
+      if (Date.now() >= deadline) return false;
+    }
   }
 
   /**
@@ -330,7 +352,7 @@ export class ServiceFile {
     const watcher = native.watch(
       this.map.buffer,
       Header.CHANGE_HEAD,
-      Header.WAITERS,
+      this.map.writable ? Header.WAITERS : undefined,
       deliver,
       spinMicros,
     );

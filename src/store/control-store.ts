@@ -29,7 +29,9 @@ export interface Page<T> {
   next?: string;
 }
 
-export interface ControlStore {
+import type { AuditStore, IdentityStore } from "./identity-store.js";
+
+export interface ControlStore extends IdentityStore, AuditStore {
   /** Inserts a tenant; false when its id is taken. */
   insertTenant(tenant: TenantRecord): boolean;
   getTenant(tenantId: string): TenantRecord | undefined;

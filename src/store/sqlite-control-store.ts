@@ -5,6 +5,7 @@
 import Database from "better-sqlite3";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "./control-store.js";
 import { MIGRATIONS } from "./migrations.js";
+import { sqliteIdentityStore } from "./sqlite-identity-store.js";
 
 interface TenantRow {
   tenant_id: string;
@@ -87,6 +88,7 @@ export function openSqliteControlStore(path: string): ControlStore {
   });
 
   return {
+    ...sqliteIdentityStore(db),
     insertTenant: (t) =>
       statements.insertTenant.run(t.tenantId, t.tenantName, t.createdBy, t.createdAt).changes === 1,
     getTenant: (tenantId) => {
