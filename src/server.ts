@@ -12,6 +12,10 @@ import { pino, type Logger } from "pino";
 import { EchoService } from "../gen/commy/bench/v1/echo_pb.js";
 import { CommyService } from "../gen/commy/v1/commy_service_pb.js";
 import { IdentityService } from "../gen/commy/v1/identity_pb.js";
+import { WatchService } from "../gen/commy/v1/watch_pb.js";
+import { createWatchServiceHandlers } from "./api/watch-service-handlers.js";
+import { type WatchSession, type WatchSessionLimits } from "./core/watch-session.js";
+import { CommyError } from "./core/commy-error.js";
 import { callerKey } from "./api/caller-context.js";
 import { createCommyServiceHandlers } from "./api/commy-service-handlers.js";
 import { createEchoServiceHandlers } from "./api/echo-service-handlers.js";
@@ -37,6 +41,8 @@ export interface ServerExtras {
   adminToken?: string;
   /** Verifies "custom" credentials. */
   customVerifier?: CustomVerifier;
+  /** Limits of watch streams (tests shorten them). */
+  watchLimits?: Partial<WatchSessionLimits>;
 }
 
 /** A running server. */
@@ -94,10 +100,15 @@ export async function startServer(
     onTenantDeleted: (tenantId) => identity.forgetTenant(tenantId),
   });
 
+  const watchSessions = new Set<WatchSession>();
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(CommyService, createCommyServiceHandlers(core));
       router.service(IdentityService, createIdentityServiceHandlers(identity));
+      router.service(
+        WatchService,
+        createWatchServiceHandlers(core, { sessions: watchSessions, limits: extras.watchLimits }),
+      );
       if (extras.benchEcho === true) router.service(EchoService, createEchoServiceHandlers());
     },
     interceptors: [createErrorInterceptor((error) => log.error({ err: error }, "internal error"))],
@@ -130,6 +141,9 @@ export async function startServer(
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      // Streams end with a clear status instead of being cut.
+      const shutdown = new CommyError("CONNECTION_LOST", "the server is shutting down");
+      for (const session of watchSessions) session.close(shutdown);
       await new Promise<void>((resolve) => {
         listener.close(() => resolve());
         http1.close();

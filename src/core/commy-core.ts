@@ -14,6 +14,7 @@ import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-err
 import { describeInvalidName } from "./names.js";
 import type { ServiceFileRegistry } from "./service-file-registry.js";
 import { withShmErrors } from "./shm-errors.js";
+import { ChangeFeed } from "./change-feed.js";
 
 export type { VariableInfo } from "../shm/index.js";
 
@@ -66,6 +67,8 @@ interface LiveService {
 }
 
 export class CommyCore {
+  /** Where every change of every service is published once (DESIGN §1). */
+  readonly feed = new ChangeFeed();
   readonly #store: ControlStore;
   readonly #files: ServiceFileRegistry;
   readonly #audit: AuditLog;
@@ -227,7 +230,7 @@ export class CommyCore {
 
   readVariable(caller: Caller, ref: VariableRef): { data: Buffer; version: number } {
     this.#authorize(caller, "variable.read", ref);
-    const file = this.#variableFile(ref);
+    const { file } = this.#variableService(ref);
     const handle = file.find(ref.variableName);
     if (handle === undefined) throw notFound(`variable ${ref.variableName}`);
     return withShmErrors(() => file.read(handle));
@@ -235,31 +238,51 @@ export class CommyCore {
 
   writeVariable(caller: Caller, request: WriteRequest): WriteResult {
     this.#authorize(caller, "variable.write", request);
-    const file = this.#variableFile(request);
+    const { file, record } = this.#variableService(request);
     const handle = file.find(request.variableName);
     if (handle === undefined) {
-      return this.#audited(
+      const created = this.#audited(
         caller,
         "variable.create",
         request.tenantId,
         variableResource(request),
         () => this.#createOnWrite(file, request),
       );
+      this.feed.publish(record.serviceId);
+      return created;
     }
     const options =
       request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion };
-    return {
-      version: withShmErrors(() => file.write(handle, request.data, options)),
-      created: false,
-    };
+    const version = withShmErrors(() => file.write(handle, request.data, options));
+    this.feed.publish(record.serviceId);
+    return { version, created: false };
   }
 
   deallocateVariable(caller: Caller, ref: VariableRef): void {
     this.#authorize(caller, "variable.write", ref);
     this.#audited(caller, "variable.delete", ref.tenantId, variableResource(ref), () => {
-      const file = this.#variableFile(ref);
+      const { file, record } = this.#variableService(ref);
       withShmErrors(() => file.deallocate(ref.variableName));
+      this.feed.publish(record.serviceId);
     });
+  }
+
+  /**
+   * Checks that the caller may subscribe to a service (or one variable of
+   * it) and that it exists; returns what a WatchSession needs to follow it.
+   */
+  openSubscription(
+    caller: Caller,
+    ref: ServiceRef & { variableName: string },
+  ): { serviceId: string; file: OwnedServiceFile } {
+    this.#authorize(caller, "variable.subscribe", ref);
+    validateServiceRef(ref);
+    if (ref.variableName !== "") validateName("variable", ref.variableName);
+    const { file, record } = this.#service(ref);
+    if (ref.variableName !== "" && file.find(ref.variableName) === undefined) {
+      throw notFound(`variable ${ref.variableName}`);
+    }
+    return { serviceId: record.serviceId, file };
   }
 
   listVariables(caller: Caller, ref: ServiceRef): VariableInfo[] {
@@ -271,6 +294,7 @@ export class CommyCore {
 
   /** Closes every service file (the store is closed by its owner). */
   close(): void {
+    this.feed.close();
     this.#files.closeAll();
     this.#services.clear();
   }
@@ -337,9 +361,9 @@ export class CommyCore {
     throw notFound(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
   }
 
-  #variableFile(ref: VariableRef): OwnedServiceFile {
+  #variableService(ref: VariableRef): LiveService {
     validateVariableRef(ref);
-    return this.#service(ref).file;
+    return this.#service(ref);
   }
 
   #remember(service: LiveService): void {
@@ -353,6 +377,7 @@ export class CommyCore {
 
   #forget(record: ServiceRecord): void {
     this.#services.get(record.tenantId)?.delete(record.serviceName);
+    this.feed.serviceDeleted(record.serviceId);
     this.#files.remove(record.serviceId);
   }
 }

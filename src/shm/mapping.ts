@@ -59,7 +59,10 @@ export function checkHeader(path: string, head: Uint8Array, fileSize: number): H
     throw new ShmError("CORRUPT", `${path} is corrupt: ${what}`);
   };
   if (u32At(head, Header.HEADER_SIZE) !== HEADER_SIZE) corrupt("unexpected header size");
-  if (facts.maxSize > LIMIT_MAX_SIZE || facts.maxSize < facts.size) corrupt("bad maximum size");
+  // Every word is a u32: a mapping whose length is not a multiple of 4 cannot be viewed.
+  if (facts.maxSize > LIMIT_MAX_SIZE || facts.maxSize < facts.size || facts.maxSize % 4 !== 0) {
+    corrupt("bad maximum size");
+  }
   if (facts.size > fileSize) corrupt(`header says ${facts.size} bytes, the file has ${fileSize}`);
   const ringBytes = facts.ringCapacity * RingEntry.SIZE;
   if (

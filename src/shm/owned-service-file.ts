@@ -93,10 +93,10 @@ export class OwnedServiceFile extends ServiceFile {
     if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
       throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
     }
-    if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize) {
+    if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize || maxSize % 4 !== 0) {
       throw new ShmError(
         "INVALID",
-        `the maximum size must lie between ${initialSize} and ${LIMIT_MAX_SIZE}`,
+        `the maximum size must be a multiple of 4 between ${initialSize} and ${LIMIT_MAX_SIZE}`,
       );
     }
     let fd: number;
@@ -166,7 +166,14 @@ export class OwnedServiceFile extends ServiceFile {
     const capacity = nextPowerOfTwo(Math.max(MIN_CAPACITY, initial.length, options.capacity ?? 0));
     this.#ensureIndexRoom();
     const record = this.#allocateBlock(Record.SIZE);
-    const block = this.#allocateBlock(capacity * 2);
+    let block: number;
+    try {
+      block = this.#allocateBlock(capacity * 2);
+    } catch (error) {
+      // FULL: give the record back, or every failed allocate leaks 256 bytes.
+      this.#freeBlock(record, Record.SIZE);
+      throw error;
+    }
     const u32 = this.u32;
     const hash = hashName(name);
     const incarnation = (Atomics.add(u32, GENERATION, 1) + 1) >>> 0;

@@ -255,6 +255,9 @@ export class ServiceFile {
     this.assertWritable();
     if (data.length > MAX_VALUE_SIZE) checkValueSize(data.length);
     const handle = typeof variable === "string" ? this.handle(variable) : variable;
+    // A stale handle's record may hold another variable's bytes by now: its
+    // "lock word" is not a lock, so never compare-and-swap into it.
+    if (!this.isCurrent(handle)) this.#checkStillThere(handle);
     this.lockRecord(handle.record);
     try {
       // The lock's compare-and-swap orders this read after any delete.
