@@ -145,17 +145,20 @@ export class ChangeCursor {
 
   /** Compares every record with what we know: the fallback, never the routine. */
   #rescanTo(head: number, changes: VariableChange[]): VariableChange[] {
-    const seen = new Set<number>();
+    const live = new Map<number, number>();
     this.reader.forEachRecord((record) => {
       const incarnation = this.reader.recordIncarnation(record);
-      if (!this.reader.recordLive(record, incarnation)) return;
-      seen.add(record);
-      this.#observe(record, incarnation, this.#known.get(record), changes);
+      if (this.reader.recordLive(record, incarnation)) live.set(record, incarnation);
     });
+    // Deletes first: a name deleted and created again (in any record) must
+    // end up live for a consumer that applies the changes in order.
     for (const [record, known] of this.#known) {
-      if (seen.has(record)) continue;
+      if (live.get(record) === known.incarnation) continue;
       this.#known.delete(record);
       changes.push({ name: known.name, version: known.version, kind: "delete" });
+    }
+    for (const [record, incarnation] of live) {
+      this.#observe(record, incarnation, this.#known.get(record), changes);
     }
     this.#position = head;
     this.#stalledSince = 0;

@@ -103,6 +103,7 @@ export class ServiceFile {
   /** File size last seen: it only grows, so a stale value is merely cautious. */
   #size: number;
   #cursor: ChangeCursor | undefined;
+  readonly #onClose = new Set<() => void>();
 
   /** @internal */
   protected constructor(mapping: Mapping) {
@@ -341,7 +342,7 @@ export class ServiceFile {
    */
   watch(onChanges: (changes: VariableChange[]) => void, spinMicros = 0): () => void {
     this.assertOpen();
-    this.#changeCursor();
+    const cursor = this.#changeCursor();
     let retry: NodeJS.Immediate | undefined;
     const deliver = (): void => {
       retry = undefined;
@@ -360,6 +361,9 @@ export class ServiceFile {
       spinMicros,
     );
     this.#watchers.add(watcher);
+    // Changes announced before the thread's first look (since the last
+    // pollChanges) never move the word it sleeps on: deliver them now.
+    if (Atomics.load(this.u32, HEAD) !== cursor.position) retry = setImmediate(deliver);
     return () => {
       if (retry !== undefined) clearImmediate(retry);
       if (this.#watchers.delete(watcher)) watcher.close();
@@ -376,6 +380,7 @@ export class ServiceFile {
     }, options.spinMicros ?? 0);
     const onAbort = (): void => wakeUp?.();
     options.signal?.addEventListener("abort", onAbort);
+    this.#onClose.add(onAbort);
     try {
       while (options.signal?.aborted !== true && !this.#closed) {
         const batch = queue.shift();
@@ -388,6 +393,7 @@ export class ServiceFile {
       }
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
+      this.#onClose.delete(onAbort);
       stop();
     }
   }
@@ -406,6 +412,8 @@ export class ServiceFile {
     this.#closed = true;
     this.#handles.clear();
     unmap(this.map);
+    // Ends the changes() iterations waiting on this file.
+    for (const wake of [...this.#onClose]) wake();
   }
 
   // ---- internals shared with OwnedServiceFile ----
