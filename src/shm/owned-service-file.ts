@@ -68,6 +68,8 @@ function roundUp(value: number, multiple: number): number {
 export class OwnedServiceFile extends ServiceFile {
   #allocator: BlockAllocator;
   readonly #records = new Map<string, number>();
+  /** Freed records, kept for records (see #allocateRecord). */
+  readonly #freeRecords: number[] = [];
   readonly #maxSize: number;
   /** What opening had to mend, for the server's log. */
   readonly repairs: string[] = [];
@@ -165,13 +167,13 @@ export class OwnedServiceFile extends ServiceFile {
     if (this.#records.has(name)) throw new ShmError("EXISTS", `a variable named ${name} exists`);
     const capacity = nextPowerOfTwo(Math.max(MIN_CAPACITY, initial.length, options.capacity ?? 0));
     this.#ensureIndexRoom();
-    const record = this.#allocateBlock(Record.SIZE);
+    const record = this.#allocateRecord();
     let block: number;
     try {
       block = this.#allocateBlock(capacity * 2);
     } catch (error) {
       // FULL: give the record back, or every failed allocate leaks 256 bytes.
-      this.#freeBlock(record, Record.SIZE);
+      this.#freeRecord(record);
       throw error;
     }
     const u32 = this.u32;
@@ -209,7 +211,7 @@ export class OwnedServiceFile extends ServiceFile {
     this.announce(record, incarnation, ChangeKind.DELETE);
     const { block, capacity } = this.#currentBlock(record);
     this.#freeBlock(block, capacity * 2);
-    this.#freeBlock(record, Record.SIZE);
+    this.#freeRecord(record);
   }
 
   /** Names of every live variable, from the owner's own directory. */
@@ -290,10 +292,34 @@ export class OwnedServiceFile extends ServiceFile {
     return { block: (this.u32[W(slot + Slot.OFFSET)] as number) - current * capacity, capacity };
   }
 
+  /**
+   * Records come from their own pool and only ever hold records: a local
+   * writer with a stale handle may still compare-and-swap a record's LOCK
+   * word after the variable was deleted, which must never land in a value.
+   */
+  #allocateRecord(): number {
+    const reused = this.#freeRecords.pop();
+    if (reused === undefined) return this.#allocateBlock(Record.SIZE);
+    this.u8.fill(0, reused, reused + Record.SIZE);
+    return reused;
+  }
+
+  #freeRecord(record: number): void {
+    this.u8.fill(0, record, record + Record.SIZE);
+    this.#freeRecords.push(record);
+  }
+
   #allocateBlock(bytes: number): number {
     let block = this.#allocator.allocate(bytes);
     if (block === undefined) {
       this.#grow(bytes);
+      block = this.#allocator.allocate(bytes);
+    }
+    if (block === undefined && this.#freeRecords.length > 0) {
+      // Out of room: pooled records go back to the heap after all (the
+      // stale-handle race they guard against is far less likely than a
+      // full file is costly).
+      for (const record of this.#freeRecords.splice(0)) this.#allocator.free(record, Record.SIZE);
       block = this.#allocator.allocate(bytes);
     }
     if (block === undefined) {

@@ -338,7 +338,12 @@ export class ServiceFile {
   /**
    * Calls `onChanges` on the event loop each time other processes (or this
    * one) change variables. A thread sleeps on the file's change word, so
-   * nothing polls. Returns a function that stops watching.
+   * nothing polls. When the owner deletes the service, `onChanges` gets an
+   * empty batch and `deleted` is true: let go of the file then. All
+   * watchers and `pollChanges()` of one ServiceFile share one position in
+   * the change ring, so each change reaches exactly one of them; open the
+   * file twice for independent consumers. Returns a function that stops
+   * watching.
    */
   watch(onChanges: (changes: VariableChange[]) => void, spinMicros = 0): () => void {
     this.assertOpen();
@@ -351,7 +356,8 @@ export class ServiceFile {
       // A writer reserved an entry but has not finished it: look again soon,
       // since its completion does not move the word the thread sleeps on.
       if (this.#cursor?.pending === true) retry ??= setImmediate(deliver);
-      if (changes.length > 0) onChanges(changes);
+      // An empty batch tells a watcher that the service was deleted.
+      if (changes.length > 0 || this.deleted) onChanges(changes);
     };
     const watcher = native.watch(
       this.map.buffer,
@@ -384,10 +390,9 @@ export class ServiceFile {
     try {
       while (options.signal?.aborted !== true && !this.#closed) {
         const batch = queue.shift();
-        if (batch !== undefined) {
-          yield batch;
-          continue;
-        }
+        if (batch !== undefined && batch.length > 0) yield batch;
+        if (this.deleted) break;
+        if (batch !== undefined) continue;
         await new Promise<void>((resolve) => (wakeUp = resolve));
         wakeUp = undefined;
       }

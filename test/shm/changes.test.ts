@@ -307,6 +307,25 @@ describe("watch() and changes() in one process", () => {
     expect(outcome).toEqual({ done: true, value: undefined });
   });
 
+  it("changes() ends and watch() gets an empty batch when the owner deletes the service", async () => {
+    const { path, owner } = create();
+    owner.allocate("a", Buffer.from("1"));
+    const local = track(ServiceFile.open(path));
+    const iterator = local.changes();
+    const pending = iterator.next();
+    const watched = new Promise<VariableChange[]>((resolve) => {
+      const other = track(ServiceFile.open(path));
+      const stop = other.watch((changes) => {
+        stop();
+        resolve(changes);
+      });
+    });
+    owner.markDeleted();
+    expect(await pending).toEqual({ done: true, value: undefined });
+    expect(await watched).toEqual([]);
+    expect(local.deleted).toBe(true);
+  });
+
   it("a stopped watcher is never called again", async () => {
     const { path, owner } = create();
     owner.allocate("a", Buffer.from("1"));
