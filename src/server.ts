@@ -130,10 +130,22 @@ export async function startServer(
     session.once("close", () => sessions.delete(session));
   });
   const listener = createSniffingListener(http1, http2);
-  await new Promise<void>((resolve, reject) => {
-    listener.once("error", reject);
-    listener.listen(settings.port, settings.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(settings.port, settings.host, () => resolve());
+    });
+  } catch (error) {
+    // Could not listen (port taken, bad host): let go of everything.
+    core.close();
+    identity.close();
+    store.close();
+    unlock();
+    throw error;
+  }
+  // The HTTP/1.1 server never listens itself; telling it that it does starts
+  // its connection tracking (idle keep-alive shutdown, request timeouts).
+  http1.emit("listening");
   const port = (listener.address() as AddressInfo).port;
   const url = `http://${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${port}`;
   log.info({ url, dataDir: settings.dataDir }, "commy is serving");

@@ -74,8 +74,8 @@ export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof 
       const { data, version } = core.readVariable(callerOf(ctx), req);
       return { data, version: BigInt(version) };
     },
-    writeVariable: (req, ctx) => {
-      const result = core.writeVariable(callerOf(ctx), {
+    writeVariable: async (req, ctx) => {
+      const result = await core.writeVariable(callerOf(ctx), {
         tenantId: req.tenantId,
         serviceName: req.serviceName,
         variableName: req.variableName,
@@ -85,8 +85,8 @@ export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof 
       });
       return { version: BigInt(result.version) };
     },
-    deallocateVariable: (req, ctx) => {
-      core.deallocateVariable(callerOf(ctx), req);
+    deallocateVariable: async (req, ctx) => {
+      await core.deallocateVariable(callerOf(ctx), req);
       return {};
     },
     listVariables: (req, ctx) => ({

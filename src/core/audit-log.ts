@@ -42,13 +42,32 @@ export class AuditLog {
       this.record(caller, { ...entry, outcome: "ok" });
       return result;
     } catch (error) {
-      // Denials are recorded where they are decided (see CommyCore#authorize).
-      if (!isDenial(error)) {
-        const detail = isCommyError(error) ? error.code : "INTERNAL_ERROR";
-        this.record(caller, { ...entry, outcome: "failed", detail });
-      }
+      this.#recordFailure(caller, entry, error);
       throw error;
     }
+  }
+
+  /** `around` for an operation that completes later. */
+  async aroundAsync<T>(
+    caller: Caller,
+    entry: Omit<AuditEntry, "outcome">,
+    operation: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      const result = await operation();
+      this.record(caller, { ...entry, outcome: "ok" });
+      return result;
+    } catch (error) {
+      this.#recordFailure(caller, entry, error);
+      throw error;
+    }
+  }
+
+  #recordFailure(caller: Caller, entry: Omit<AuditEntry, "outcome">, error: unknown): void {
+    // Denials are recorded where they are decided (see CommyCore#authorize).
+    if (isDenial(error)) return;
+    const detail = isCommyError(error) ? error.code : "INTERNAL_ERROR";
+    this.record(caller, { ...entry, outcome: "failed", detail });
   }
 }
 

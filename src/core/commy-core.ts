@@ -13,7 +13,7 @@ import type { Caller, Principal } from "./caller.js";
 import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-error.js";
 import { describeInvalidName } from "./names.js";
 import type { ServiceFileRegistry } from "./service-file-registry.js";
-import { withShmErrors } from "./shm-errors.js";
+import { withShmErrors, withShmErrorsWaitingForLocks } from "./shm-errors.js";
 import { ChangeFeed } from "./change-feed.js";
 
 export type { VariableInfo } from "../shm/index.js";
@@ -236,7 +236,8 @@ export class CommyCore {
     return withShmErrors(() => file.read(handle));
   }
 
-  writeVariable(caller: Caller, request: WriteRequest): WriteResult {
+  /** Writes a value; waits (asynchronously) while a local process holds the variable. */
+  async writeVariable(caller: Caller, request: WriteRequest): Promise<WriteResult> {
     this.#authorize(caller, "variable.write", request);
     const { file, record } = this.#variableService(request);
     const handle = file.find(request.variableName);
@@ -253,18 +254,24 @@ export class CommyCore {
     }
     const options =
       request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion };
-    const version = withShmErrors(() => file.write(handle, request.data, options));
+    const version = await withShmErrorsWaitingForLocks(() =>
+      file.write(handle, request.data, options),
+    );
     this.feed.publish(record.serviceId);
     return { version, created: false };
   }
 
-  deallocateVariable(caller: Caller, ref: VariableRef): void {
+  async deallocateVariable(caller: Caller, ref: VariableRef): Promise<void> {
     this.#authorize(caller, "variable.write", ref);
-    this.#audited(caller, "variable.delete", ref.tenantId, variableResource(ref), () => {
-      const { file, record } = this.#variableService(ref);
-      withShmErrors(() => file.deallocate(ref.variableName));
-      this.feed.publish(record.serviceId);
-    });
+    await this.#audit.aroundAsync(
+      caller,
+      { action: "variable.delete", tenantId: ref.tenantId, resource: variableResource(ref) },
+      async () => {
+        const { file, record } = this.#variableService(ref);
+        await withShmErrorsWaitingForLocks(() => file.deallocate(ref.variableName));
+        this.feed.publish(record.serviceId);
+      },
+    );
   }
 
   /**

@@ -1,4 +1,5 @@
 /** Internal: the one translation of service-file errors into CommyErrors. */
+import { setTimeout as delay } from "node:timers/promises";
 import { ShmError, type ShmErrorCode } from "../shm/index.js";
 import { CommyError, type ErrorCode } from "./commy-error.js";
 
@@ -20,11 +21,47 @@ const CODES: Record<ShmErrorCode, ErrorCode> = {
   READ_ONLY: "INTERNAL_ERROR",
 };
 
-/** A CommyError for a ShmError (internal ones keep the original as cause, never in the message). */
+/**
+ * Messages for clients where the file's own would name a path on the
+ * server; the original stays the cause, for the log.
+ */
+const CLIENT_MESSAGES: Partial<Record<ShmErrorCode, string>> = {
+  FULL: "the service has reached its maximum size",
+  DELETED: "the service was deleted",
+  CLOSED: "the service was deleted",
+  LOCKED: "the variable is held by another writer; try again",
+  CAPACITY: "the service file could not be used",
+  FOREIGN: "the service file could not be used",
+  CORRUPT: "the service file could not be used",
+  READ_ONLY: "the service file could not be used",
+};
+
+/** A CommyError for a ShmError. */
 export function fromShmError(error: ShmError): CommyError {
-  const code = CODES[error.code];
-  const message = code === "INTERNAL_ERROR" ? "the service file could not be used" : error.message;
-  return new CommyError(code, message, { cause: error });
+  return new CommyError(CODES[error.code], CLIENT_MESSAGES[error.code] ?? error.message, {
+    cause: error,
+  });
+}
+
+/** How long a write waits for a variable that another live process is writing. */
+export const LOCK_WAIT_MS = 2_000;
+
+/**
+ * Runs `operation`, translating ShmErrors; while another live process holds
+ * the variable's lock, tries again with growing pauses (the event loop stays
+ * free) until LOCK_WAIT_MS have passed, then fails with TIMEOUT.
+ */
+export async function withShmErrorsWaitingForLocks<T>(operation: () => T): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    try {
+      return operation();
+    } catch (error) {
+      if (!(error instanceof ShmError)) throw error;
+      if (error.code !== "LOCKED" || Date.now() + pause > deadline) throw fromShmError(error);
+    }
+    await delay(pause);
+  }
 }
 
 /** Runs `operation`, translating ShmErrors. */

@@ -92,6 +92,8 @@ export class WatchSession implements ChangeListener {
   /** Coalesced changes waiting for room: subscription id → variable names, in arrival order. */
   readonly #pending = new Map<string, { subscription: ActiveSubscription; name: string }>();
   #nextId = 1;
+  #writes: Promise<void> = Promise.resolve();
+  #writesInFlight = 0;
   #wake: (() => void) | undefined;
   #endedWith: CommyError | undefined;
   #closed = false;
@@ -170,13 +172,20 @@ export class WatchSession implements ChangeListener {
   }
 
   /** A write through the core; the reply carries the new version. */
-  write(requestId: string, request: WriteRequest): void {
-    try {
-      const result = this.#core.writeVariable(this.#caller, request);
-      this.#push({ type: "reply", requestId, version: result.version });
-    } catch (error) {
-      this.#push({ type: "reply", requestId, error: asCommyError(error) });
-    }
+  write(requestId: string, request: WriteRequest): Promise<void> {
+    const run = () =>
+      this.#core.writeVariable(this.#caller, request).then(
+        (result) => this.#push({ type: "reply", requestId, version: result.version }),
+        (error: unknown) => this.#push({ type: "reply", requestId, error: asCommyError(error) }),
+      );
+    // Writes of one stream apply in the order sent, even when one of them
+    // has to wait for a variable's lock; unhindered writes run at once.
+    const settled = () => {
+      this.#writesInFlight--;
+    };
+    this.#writes = (this.#writesInFlight === 0 ? run() : this.#writes.then(run)).finally(settled);
+    this.#writesInFlight++;
+    return this.#writes;
   }
 
   /** Answers a command that could not even be read (a transport's validation). */

@@ -76,6 +76,7 @@ export class OwnedServiceFile extends ServiceFile {
 
   private constructor(mapping: Mapping, allocator: BlockAllocator) {
     super(mapping);
+    this.lockPatienceMs = 0;
     this.#allocator = allocator;
     this.#maxSize = this.u32[W(Header.MAX_SIZE)] as number;
   }

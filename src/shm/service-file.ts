@@ -33,7 +33,7 @@ const TWO_32 = 2 ** 32;
 /** Retries of an optimistic read racing a writer before giving up. */
 const MAX_READ_RETRIES = 100_000;
 /** How long a writer waits for a live process holding a variable's lock. */
-const LOCK_PATIENCE_MS = 2_000;
+const DEFAULT_LOCK_PATIENCE_MS = 2_000;
 /**
  * A read-only mapping cannot count itself in WAITERS (that is a write), so
  * writers may not wake it: it re-checks the change word at least this often
@@ -100,6 +100,12 @@ export class ServiceFile {
   readonly #handles = new Map<string, VariableHandle>();
   readonly #watchers = new Set<NativeWatcher>();
   #closed = false;
+  /**
+   * @internal How long a writer spins for a live process holding a
+   * variable's lock before LOCKED. The owner (a server with an event loop
+   * to keep free) sets 0 and waits asynchronously instead.
+   */
+  protected lockPatienceMs = DEFAULT_LOCK_PATIENCE_MS;
   /** File size last seen: it only grows, so a stale value is merely cautious. */
   #size: number;
   #cursor: ChangeCursor | undefined;
@@ -513,7 +519,7 @@ export class ServiceFile {
         return;
       }
       const now = Date.now();
-      if (deadline === 0) deadline = now + LOCK_PATIENCE_MS;
+      if (deadline === 0) deadline = now + this.lockPatienceMs;
       if (now > deadline) {
         throw new ShmError(
           "LOCKED",
