@@ -13,8 +13,7 @@ import {
 import { type Socket, connect as tcpConnect } from "node:net";
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, ErrorDetailSchema } from "../../gen/commy/v1/errors_pb.js";
-import { decodeRpcStatus, errorDetailsOf } from "../helpers/error-details.js";
+import { ErrorDetailSchema } from "../../gen/commy/v1/errors_pb.js";
 import { type TestServer, credentialHeaders, startTestServer } from "../helpers/test-server.js";
 
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
