@@ -22,6 +22,7 @@ import { createEchoServiceHandlers } from "./api/echo-service-handlers.js";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createSniffingListener } from "./api/protocol-sniffing-listener.js";
 import { AuditLog } from "./core/audit-log.js";
+import { SERVER_ADMIN_CALLER } from "./core/caller.js";
 import { type CustomVerifier, Identity } from "./core/identity.js";
 import { createIdentityServiceHandlers } from "./api/identity-service-handlers.js";
 import { loadAdminToken } from "./admin-token.js";
@@ -43,6 +44,13 @@ export interface ServerExtras {
   customVerifier?: CustomVerifier;
   /** Limits of watch streams (tests shorten them). */
   watchLimits?: Partial<WatchSessionLimits>;
+  /**
+   * Benchmarks only, never production: every call runs as the server admin
+   * without looking at credentials — the "unauthenticated" baseline that
+   * the cost of resolving a bearer token is measured against. Not reachable
+   * from flags, environment or config files.
+   */
+  unsafeSkipAuthenticationForBenchmarks?: boolean;
 }
 
 /** A running server. */
@@ -116,10 +124,12 @@ export async function startServer(
     contextValues: (request) =>
       createContextValues().set(
         callerKey,
-        identity.callerFor(
-          request.headers.authorization,
-          `${request.socket.remoteAddress ?? "?"}:${request.socket.remotePort ?? "?"}`,
-        ),
+        extras.unsafeSkipAuthenticationForBenchmarks === true
+          ? SERVER_ADMIN_CALLER
+          : identity.callerFor(
+              request.headers.authorization,
+              `${request.socket.remoteAddress ?? "?"}:${request.socket.remotePort ?? "?"}`,
+            ),
       ),
   });
   const http1 = createHttp1Server(handler);
