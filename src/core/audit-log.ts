@@ -3,7 +3,8 @@
  * credentials and grants, every denied call. Durable in the control store;
  * nothing in the API edits it.
  */
-import type { Caller } from "./caller.js";
+import { type Action, type Scope, authorize } from "./authorizer.js";
+import type { Caller, Principal } from "./caller.js";
 import { isCommyError } from "./commy-error.js";
 import type { AuditRecord, AuditStore } from "../store/identity-store.js";
 
@@ -22,6 +23,29 @@ export class AuditLog {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * Checks that the caller is authenticated and may act (authorizer.ts) and
+   * records a denial before passing it on.
+   */
+  authorize(caller: Caller, action: Action, scope: Scope): Principal {
+    try {
+      return authorize(caller, action, scope);
+    } catch (error) {
+      const resource = [scope.tenantId, scope.serviceName]
+        .filter((part) => part !== undefined)
+        .join("/");
+      const detail = isCommyError(error) ? error.code : "INTERNAL_ERROR";
+      this.record(caller, {
+        action,
+        tenantId: scope.tenantId,
+        resource,
+        outcome: "denied",
+        detail,
+      });
+      throw error;
+    }
+  }
+
   record(caller: Caller, entry: AuditEntry): void {
     this.store.appendAudit({
       time: this.now(),
@@ -35,8 +59,15 @@ export class AuditLog {
     });
   }
 
-  /** Records the outcome of `operation` (ok, or failed/denied with the error code) and returns its result. */
-  around<T>(caller: Caller, entry: Omit<AuditEntry, "outcome">, operation: () => T): T {
+  /** Runs `operation` and records its outcome (ok, or failed with the error code). */
+  audited<T>(
+    caller: Caller,
+    action: string,
+    tenantId: string,
+    resource: string,
+    operation: () => T,
+  ): T {
+    const entry = { action, tenantId, resource };
     try {
       const result = operation();
       this.record(caller, { ...entry, outcome: "ok" });
@@ -47,12 +78,15 @@ export class AuditLog {
     }
   }
 
-  /** `around` for an operation that completes later. */
-  async aroundAsync<T>(
+  /** `audited` for an operation that completes later. */
+  async auditedAsync<T>(
     caller: Caller,
-    entry: Omit<AuditEntry, "outcome">,
+    action: string,
+    tenantId: string,
+    resource: string,
     operation: () => Promise<T>,
   ): Promise<T> {
+    const entry = { action, tenantId, resource };
     try {
       const result = await operation();
       this.record(caller, { ...entry, outcome: "ok" });

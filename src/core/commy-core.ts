@@ -7,8 +7,8 @@
 import { randomUUID } from "node:crypto";
 import type { OwnedServiceFile, VariableInfo } from "../shm/index.js";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "../store/control-store.js";
-import { type Action, type Scope, authorize, mayDoOnService } from "./authorizer.js";
-import { AuditLog } from "./audit-log.js";
+import { mayDoOnService } from "./authorizer.js";
+import type { AuditLog } from "./audit-log.js";
 import type { Caller, Principal } from "./caller.js";
 import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-error.js";
 import { describeInvalidName } from "./names.js";
@@ -92,7 +92,9 @@ export class CommyCore {
   // ---- tenants ----
 
   createTenant(caller: Caller, request: { tenantId: string; tenantName?: string }): TenantRecord {
-    const principal = this.#authorize(caller, "tenant.create", { tenantId: request.tenantId });
+    const principal = this.#audit.authorize(caller, "tenant.create", {
+      tenantId: request.tenantId,
+    });
     validateName("tenant", request.tenantId);
     const tenantName = request.tenantName ?? request.tenantId;
     if (tenantName.length > 256) throw invalidRequest("tenant_name is longer than 256 characters");
@@ -102,14 +104,14 @@ export class CommyCore {
       createdBy: principal.id,
       createdAt: this.#now(),
     };
-    return this.#audited(caller, "tenant.create", tenant.tenantId, tenant.tenantId, () => {
+    return this.#audit.audited(caller, "tenant.create", tenant.tenantId, tenant.tenantId, () => {
       if (!this.#store.insertTenant(tenant)) throw alreadyExists(`tenant ${request.tenantId}`);
       return tenant;
     });
   }
 
   getTenant(caller: Caller, tenantId: string): TenantRecord {
-    this.#authorize(caller, "tenant.read", { tenantId });
+    this.#audit.authorize(caller, "tenant.read", { tenantId });
     validateName("tenant", tenantId);
     return this.#tenant(tenantId);
   }
@@ -129,9 +131,9 @@ export class CommyCore {
 
   /** Deletes a tenant with all of its services and their files. */
   deleteTenant(caller: Caller, tenantId: string): void {
-    this.#authorize(caller, "tenant.delete", { tenantId });
+    this.#audit.authorize(caller, "tenant.delete", { tenantId });
     validateName("tenant", tenantId);
-    this.#audited(caller, "tenant.delete", tenantId, tenantId, () => {
+    this.#audit.audited(caller, "tenant.delete", tenantId, tenantId, () => {
       const services = this.#store.deleteTenant(tenantId);
       if (services === undefined) throw notFound(`tenant ${tenantId}`);
       for (const service of services) this.#forget(service);
@@ -143,9 +145,9 @@ export class CommyCore {
   // ---- services ----
 
   createService(caller: Caller, ref: ServiceRef): ServiceRecord {
-    const principal = this.#authorize(caller, "service.create", ref);
+    const principal = this.#audit.authorize(caller, "service.create", ref);
     validateServiceRef(ref);
-    return this.#audited(caller, "service.create", ref.tenantId, serviceResource(ref), () =>
+    return this.#audit.audited(caller, "service.create", ref.tenantId, serviceResource(ref), () =>
       this.#createService(principal.id, ref),
     );
   }
@@ -174,14 +176,14 @@ export class CommyCore {
   }
 
   getService(caller: Caller, ref: ServiceRef): ServiceRecord {
-    this.#authorize(caller, "service.read", ref);
+    this.#audit.authorize(caller, "service.read", ref);
     validateServiceRef(ref);
     return this.#service(ref).record;
   }
 
   /** Services of a tenant, as far as the caller's grants reach (service prefixes). */
   listServices(caller: Caller, tenantId: string, page: PageRequest): Page<ServiceRecord> {
-    const principal = this.#authorize(caller, "service.read", { tenantId });
+    const principal = this.#audit.authorize(caller, "service.read", { tenantId });
     validateName("tenant", tenantId);
     this.#tenant(tenantId);
     const listed = this.#store.listServices(tenantId, pageToken(page), pageSize(page));
@@ -193,9 +195,9 @@ export class CommyCore {
 
   /** Deletes a service; its file is marked deleted (local mappers notice) and unlinked. */
   deleteService(caller: Caller, ref: ServiceRef): void {
-    this.#authorize(caller, "service.delete", ref);
+    this.#audit.authorize(caller, "service.delete", ref);
     validateServiceRef(ref);
-    this.#audited(caller, "service.delete", ref.tenantId, serviceResource(ref), () => {
+    this.#audit.audited(caller, "service.delete", ref.tenantId, serviceResource(ref), () => {
       this.#service(ref);
       // Row first, then the file: a crash in between leaves an orphan file.
       const record = this.#store.deleteService(ref.tenantId, ref.serviceName);
@@ -209,12 +211,12 @@ export class CommyCore {
     caller: Caller,
     request: VariableRef & { initialData: Uint8Array; capacity?: number },
   ): VariableInfo {
-    this.#authorize(caller, "variable.write", request);
+    this.#audit.authorize(caller, "variable.write", request);
     validateVariableRef(request);
     if (request.capacity !== undefined && request.capacity < request.initialData.length) {
       throw invalidRequest("capacity is smaller than initial_data");
     }
-    return this.#audited(
+    return this.#audit.audited(
       caller,
       "variable.create",
       request.tenantId,
@@ -229,7 +231,7 @@ export class CommyCore {
   }
 
   readVariable(caller: Caller, ref: VariableRef): { data: Buffer; version: number } {
-    this.#authorize(caller, "variable.read", ref);
+    this.#audit.authorize(caller, "variable.read", ref);
     const { file } = this.#variableService(ref);
     const handle = file.find(ref.variableName);
     if (handle === undefined) throw notFound(`variable ${ref.variableName}`);
@@ -238,11 +240,11 @@ export class CommyCore {
 
   /** Writes a value; waits (asynchronously) while a local process holds the variable. */
   async writeVariable(caller: Caller, request: WriteRequest): Promise<WriteResult> {
-    this.#authorize(caller, "variable.write", request);
+    this.#audit.authorize(caller, "variable.write", request);
     const { file, record } = this.#variableService(request);
     const handle = file.find(request.variableName);
     if (handle === undefined) {
-      const created = this.#audited(
+      const created = this.#audit.audited(
         caller,
         "variable.create",
         request.tenantId,
@@ -262,10 +264,12 @@ export class CommyCore {
   }
 
   async deallocateVariable(caller: Caller, ref: VariableRef): Promise<void> {
-    this.#authorize(caller, "variable.write", ref);
-    await this.#audit.aroundAsync(
+    this.#audit.authorize(caller, "variable.write", ref);
+    await this.#audit.auditedAsync(
       caller,
-      { action: "variable.delete", tenantId: ref.tenantId, resource: variableResource(ref) },
+      "variable.delete",
+      ref.tenantId,
+      variableResource(ref),
       async () => {
         const { file, record } = this.#variableService(ref);
         await withShmErrorsWaitingForLocks(() => file.deallocate(ref.variableName));
@@ -282,7 +286,7 @@ export class CommyCore {
     caller: Caller,
     ref: ServiceRef & { variableName: string },
   ): { serviceId: string; file: OwnedServiceFile } {
-    this.#authorize(caller, "variable.subscribe", ref);
+    this.#audit.authorize(caller, "variable.subscribe", ref);
     validateServiceRef(ref);
     if (ref.variableName !== "") validateName("variable", ref.variableName);
     const { file, record } = this.#service(ref);
@@ -293,7 +297,7 @@ export class CommyCore {
   }
 
   listVariables(caller: Caller, ref: ServiceRef): VariableInfo[] {
-    this.#authorize(caller, "variable.read", ref);
+    this.#audit.authorize(caller, "variable.read", ref);
     validateServiceRef(ref);
     const { file } = this.#service(ref);
     return withShmErrors(() => file.list());
@@ -308,39 +312,9 @@ export class CommyCore {
 
   // ---- internals ----
 
-  /** Checks authentication and permission; records a denial in the audit log. */
-  #authorize(caller: Caller, action: Action, scope: Scope) {
-    try {
-      return authorize(caller, action, scope);
-    } catch (error) {
-      const resource = [scope.tenantId, scope.serviceName]
-        .filter((part) => part !== undefined)
-        .join("/");
-      const detail = (error as CommyError).code;
-      this.#audit.record(caller, {
-        action,
-        tenantId: scope.tenantId,
-        resource,
-        outcome: "denied",
-        detail,
-      });
-      throw error;
-    }
-  }
-
   #authenticated(caller: Caller): Principal {
     if (caller.principal !== undefined) return caller.principal;
-    return this.#authorize(caller, "tenant.read", {});
-  }
-
-  #audited<T>(
-    caller: Caller,
-    action: string,
-    tenantId: string,
-    resource: string,
-    operation: () => T,
-  ): T {
-    return this.#audit.around(caller, { action, tenantId, resource }, operation);
+    return this.#audit.authorize(caller, "tenant.read", {});
   }
 
   #createOnWrite(file: OwnedServiceFile, request: WriteRequest): WriteResult {

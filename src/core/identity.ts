@@ -6,8 +6,7 @@
  */
 import type { AuditRecord } from "../store/identity-store.js";
 import type { ControlStore } from "../store/control-store.js";
-import { AuditLog } from "./audit-log.js";
-import { authorize, type Action } from "./authorizer.js";
+import type { AuditLog } from "./audit-log.js";
 import {
   type Caller,
   type Grant,
@@ -206,7 +205,7 @@ export class Identity {
   /** Who the caller is. */
   whoAmI(caller: Caller): Principal {
     if (caller.principal !== undefined) return caller.principal;
-    return this.#authorize(caller, "tenant.read", {});
+    return this.#audit.authorize(caller, "tenant.read", {});
   }
 
   // ---- principals ----
@@ -217,7 +216,7 @@ export class Identity {
     name: string,
     password: string,
   ): Promise<PrincipalView> {
-    const actor = this.#authorize(caller, "identity.manage", { tenantId });
+    const actor = this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("tenant", tenantId);
     validate("principal", name);
     this.#tenantExists(tenantId);
@@ -231,7 +230,7 @@ export class Identity {
       createdBy: actor.id,
       createdAt: this.#now(),
     };
-    return this.#audited(caller, "principal.create", tenantId, record.principalId, () => {
+    return this.#audit.audited(caller, "principal.create", tenantId, record.principalId, () => {
       if (!this.#store.insertPrincipal(record))
         throw alreadyExists(`principal ${name} in tenant ${tenantId}`);
       return view(record);
@@ -239,17 +238,17 @@ export class Identity {
   }
 
   listPrincipals(caller: Caller, tenantId: string): PrincipalView[] {
-    this.#authorize(caller, "identity.manage", { tenantId });
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("tenant", tenantId);
     this.#tenantExists(tenantId);
     return this.#store.listPrincipals(tenantId).map(view);
   }
 
   deletePrincipal(caller: Caller, tenantId: string, name: string): void {
-    this.#authorize(caller, "identity.manage", { tenantId });
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("principal", name);
     const principalId = `${tenantId}/${name}`;
-    this.#audited(caller, "principal.delete", tenantId, principalId, () => {
+    this.#audit.audited(caller, "principal.delete", tenantId, principalId, () => {
       if (!this.#store.deletePrincipal(principalId))
         throw notFound(`principal ${name} in tenant ${tenantId}`);
       this.#store.deleteSessionsOf(principalId);
@@ -264,12 +263,12 @@ export class Identity {
     name: string,
     password: string,
   ): Promise<void> {
-    this.#authorize(caller, "identity.manage", { tenantId });
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("principal", name);
     checkPassword(password);
     const principalId = `${tenantId}/${name}`;
     const passwordHash = await hashPassword(password);
-    this.#audited(caller, "principal.password", tenantId, principalId, () => {
+    this.#audit.audited(caller, "principal.password", tenantId, principalId, () => {
       if (!this.#store.setPasswordHash(principalId, passwordHash))
         throw notFound(`principal ${name} in tenant ${tenantId}`);
       this.#store.deleteSessionsOf(principalId);
@@ -280,12 +279,12 @@ export class Identity {
   // ---- API keys ----
 
   createApiKey(caller: Caller, tenantId: string, principalName: string, description: string) {
-    const actor = this.#authorize(caller, "identity.manage", { tenantId });
+    const actor = this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("principal", principalName);
     if (description.length > 256) throw invalidRequest("description is longer than 256 characters");
     const principalId = `${tenantId}/${principalName}`;
     const { keyId, secret, key } = newApiKey();
-    return this.#audited(caller, "apikey.create", tenantId, `${principalId}#${keyId}`, () => {
+    return this.#audit.audited(caller, "apikey.create", tenantId, `${principalId}#${keyId}`, () => {
       if (this.#store.getPrincipal(principalId) === undefined)
         throw notFound(`principal ${principalName} in tenant ${tenantId}`);
       const record = {
@@ -305,15 +304,15 @@ export class Identity {
   }
 
   listApiKeys(caller: Caller, tenantId: string) {
-    this.#authorize(caller, "identity.manage", { tenantId });
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("tenant", tenantId);
     this.#tenantExists(tenantId);
     return this.#store.listApiKeys(tenantId);
   }
 
   revokeApiKey(caller: Caller, tenantId: string, keyId: string): void {
-    this.#authorize(caller, "identity.manage", { tenantId });
-    this.#audited(caller, "apikey.revoke", tenantId, keyId, () => {
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
+    this.#audit.audited(caller, "apikey.revoke", tenantId, keyId, () => {
       const key = this.#store.getApiKey(keyId);
       if (
         key === undefined ||
@@ -372,7 +371,7 @@ export class Identity {
     tenantId: string,
     principalName: string,
   ): { principalName: string; grant: Grant }[] {
-    this.#authorize(caller, "identity.manage", { tenantId });
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("tenant", tenantId);
     this.#tenantExists(tenantId);
     const rows =
@@ -407,9 +406,9 @@ export class Identity {
   // ---- JWT and audit ----
 
   setJwtConfig(caller: Caller, tenantId: string, settings: JwtSettings | undefined): void {
-    this.#authorize(caller, "jwt.configure", { tenantId });
+    this.#audit.authorize(caller, "jwt.configure", { tenantId });
     validate("tenant", tenantId);
-    this.#audited(caller, "jwt.configure", tenantId, tenantId, () => {
+    this.#audit.audited(caller, "jwt.configure", tenantId, tenantId, () => {
       this.#tenantExists(tenantId);
       const problem = settings === undefined ? undefined : describeInvalidJwtSettings(settings);
       if (problem !== undefined) throw invalidRequest(problem);
@@ -432,7 +431,7 @@ export class Identity {
       limit: number;
     },
   ): AuditRecord[] {
-    const principal = this.#authorize(
+    const principal = this.#audit.authorize(
       caller,
       "audit.read",
       query.tenantId === undefined ? {} : { tenantId: query.tenantId },
@@ -459,32 +458,6 @@ export class Identity {
 
   // ---- internals ----
 
-  #authorize(caller: Caller, action: Action, scope: { tenantId?: string }): Principal {
-    try {
-      return authorize(caller, action, scope);
-    } catch (error) {
-      const detail = (error as CommyError).code;
-      this.#audit.record(caller, {
-        action,
-        tenantId: scope.tenantId,
-        resource: scope.tenantId ?? "",
-        outcome: "denied",
-        detail,
-      });
-      throw error;
-    }
-  }
-
-  #audited<T>(
-    caller: Caller,
-    action: string,
-    tenantId: string,
-    resource: string,
-    operation: () => T,
-  ): T {
-    return this.#audit.around(caller, { action, tenantId, resource }, operation);
-  }
-
   #changeGrant(
     caller: Caller,
     action: string,
@@ -497,7 +470,7 @@ export class Identity {
     }) => void,
   ): void {
     const { tenantId, principalName, permission, servicePrefix } = request;
-    this.#authorize(caller, "identity.manage", { tenantId });
+    this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("principal", principalName);
     if (!GRANT_PERMISSIONS.includes(permission as GrantPermission))
       throw invalidRequest(`unknown permission ${permission}`);
@@ -505,7 +478,7 @@ export class Identity {
       throw invalidRequest("service_prefix is not valid");
     const principalId = `${tenantId}/${principalName}`;
     const resource = `${principalId} ${permission}${servicePrefix ? `:${servicePrefix}` : ""}`;
-    this.#audited(caller, action, tenantId, resource, () => {
+    this.#audit.audited(caller, action, tenantId, resource, () => {
       if (this.#store.getPrincipal(principalId) === undefined)
         throw notFound(`principal ${principalName} in tenant ${tenantId}`);
       change({ principalId, tenantId, permission, servicePrefix });
