@@ -189,22 +189,26 @@ export class ServiceFile {
   /** Reads a variable into a new Buffer. */
   read(variable: string | VariableHandle): VersionedValue {
     const handle = this.#resolve(variable);
+    const u32 = this.u32;
+    const ctlIndex = W(handle.record + Record.CTL);
     for (let attempt = 0; attempt < MAX_READ_RETRIES; attempt++) {
-      const ctl = Atomics.load(this.u32, W(handle.record + Record.CTL));
-      const slot = handle.record + (ctl & 1 ? Record.SLOT1 : Record.SLOT0);
-      const offset = this.u32[W(slot + Slot.OFFSET)] as number;
-      const length = this.u32[W(slot + Slot.LENGTH)] as number;
-      const version = this.#slotVersion(slot);
-      const data = this.#inBounds(offset, length)
-        ? Buffer.from(this.u8.subarray(offset, offset + length))
-        : undefined;
-      if (this.#settled(handle, ctl) && data !== undefined) {
+      const ctl = Atomics.load(u32, ctlIndex);
+      const view = this.#slotView(handle, ctl & 1);
+      const slot = W(handle.record + (ctl & 1 ? Record.SLOT1 : Record.SLOT0));
+      const version = (u32[slot + 4] as number) * TWO_32 + (u32[slot + 3] as number);
+      const data = view === undefined ? undefined : Buffer.from(view);
+      // Plain read after the second load: a reused record has another incarnation.
+      if (
+        Atomics.load(u32, ctlIndex) === ctl &&
+        u32[W(handle.record + Record.INCARNATION)] === handle.incarnation
+      ) {
+        if (data === undefined) break;
         handle.version = version;
         return { data, version };
       }
       this.#checkStillThere(handle);
     }
-    throw new ShmError("LOCKED", `${handle.name} changes too fast to be read`);
+    throw new ShmError("CORRUPT", `${this.map.path}: ${handle.name} cannot be read consistently`);
   }
 
   /**
@@ -445,10 +449,11 @@ export class ServiceFile {
 
   /** @internal Is the handle's record still the same live variable? */
   protected isCurrent(handle: VariableHandle): boolean {
+    // Plain reads: a hint for lookups; reads and writes re-check under CTL or the lock.
     const u32 = this.u32;
     return (
-      Atomics.load(u32, W(handle.record + Record.STATE)) === RecordState.LIVE &&
-      Atomics.load(u32, W(handle.record + Record.INCARNATION)) === handle.incarnation
+      u32[W(handle.record + Record.STATE)] === RecordState.LIVE &&
+      u32[W(handle.record + Record.INCARNATION)] === handle.incarnation
     );
   }
 
