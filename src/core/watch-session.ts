@@ -52,6 +52,8 @@ export type SessionEvent =
 export interface WatchSessionLimits {
   /** Events captured ahead of the consumer before coalescing starts. */
   maxReadyEvents: number;
+  /** Bytes of captured values held for a slow consumer before coalescing starts. */
+  maxReadyBytes: number;
   /** A consumer that takes nothing for this long while changes wait is cut off. */
   stallLimitMs: number;
   /** Progress messages on idle subscriptions this often (0: never). */
@@ -62,6 +64,7 @@ export interface WatchSessionLimits {
 
 export const DEFAULT_WATCH_LIMITS: WatchSessionLimits = {
   maxReadyEvents: 1024,
+  maxReadyBytes: 4 * 1024 * 1024,
   stallLimitMs: 30_000,
   progressIntervalMs: 10_000,
   maxSubscriptions: 1000,
@@ -89,6 +92,8 @@ export class WatchSession implements ChangeListener {
   readonly #subscriptions = new Map<number, ActiveSubscription>();
   readonly #byService = new Map<string, Set<ActiveSubscription>>();
   #ready: SessionEvent[] = [];
+  /** Bytes of values in #ready. */
+  #readyBytes = 0;
   /** Coalesced changes waiting for room: subscription id → variable names, in arrival order. */
   readonly #pending = new Map<string, { subscription: ActiveSubscription; name: string }>();
   #nextId = 1;
@@ -223,6 +228,7 @@ export class WatchSession implements ChangeListener {
     if (reason !== undefined) {
       // A forced end: what was queued is not worth delivering first.
       this.#ready = [];
+      this.#readyBytes = 0;
       this.#pending.clear();
     }
     this.#wake?.();
@@ -285,7 +291,11 @@ export class WatchSession implements ChangeListener {
   ): void {
     if (version <= (subscription.sent.get(name) ?? 0)) return;
     const key = `${subscription.id}\0${name}`;
-    if (this.#pending.size === 0 && this.#ready.length < this.#limits.maxReadyEvents) {
+    if (
+      this.#pending.size === 0 &&
+      this.#ready.length < this.#limits.maxReadyEvents &&
+      this.#readyBytes < this.#limits.maxReadyBytes
+    ) {
       const value = read(name);
       if (value !== undefined) this.#capture(subscription, name, value, "update");
       return;
@@ -347,6 +357,7 @@ export class WatchSession implements ChangeListener {
       const events =
         this.#ready.length <= MAX_BATCH ? this.#ready : this.#ready.slice(0, MAX_BATCH);
       this.#ready = this.#ready.length <= MAX_BATCH ? [] : this.#ready.slice(MAX_BATCH);
+      for (const event of events) this.#readyBytes -= bytesOf(event);
       this.#sentSinceProgress = true;
       return events;
     }
@@ -360,6 +371,7 @@ export class WatchSession implements ChangeListener {
     }
     const events = this.#ready;
     this.#ready = [];
+    this.#readyBytes = 0;
     if (events.length > 0) this.#sentSinceProgress = true;
     return events;
   }
@@ -367,6 +379,7 @@ export class WatchSession implements ChangeListener {
   #push(event: SessionEvent): void {
     if (this.#closed) return;
     this.#ready.push(event);
+    this.#readyBytes += bytesOf(event);
     this.#wake?.();
   }
 
@@ -423,6 +436,10 @@ export class WatchSession implements ChangeListener {
     }
     this.#sentSinceProgress = false;
   }
+}
+
+function bytesOf(event: SessionEvent): number {
+  return event.type === "change" ? event.change.data.length : 0;
 }
 
 function asCommyError(error: unknown): CommyError {
