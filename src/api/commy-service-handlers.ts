@@ -8,9 +8,9 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { CommyService } from "../../gen/commy/v1/commy_service_pb.js";
 import { ServiceSchema, TenantSchema, VariableSchema } from "../../gen/commy/v1/resources_pb.js";
 import type { CommyCore, VariableInfo } from "../core/commy-core.js";
-import { invalidRequest } from "../core/commy-error.js";
 import type { ServiceRecord, TenantRecord } from "../store/control-store.js";
 import { callerOf } from "./caller-context.js";
+import { versionFromWire } from "./wire-versions.js";
 
 export const toTenant = (t: TenantRecord) =>
   create(TenantSchema, {
@@ -36,14 +36,6 @@ const toVariable = (v: VariableInfo) =>
     size: v.size,
     capacity: v.capacity,
   });
-
-/** Versions travel as uint64 and are exact in the core up to 2^53. */
-function versionFromWire(version: bigint | undefined): number | undefined {
-  if (version === undefined) return undefined;
-  if (version > BigInt(Number.MAX_SAFE_INTEGER))
-    throw invalidRequest("expected_version is out of range");
-  return Number(version);
-}
 
 export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof CommyService> {
   return {

@@ -29,6 +29,7 @@ import {
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
 import { toWireErrorCode } from "./connect-errors.js";
+import { versionFromWire } from "./wire-versions.js";
 
 const KINDS: Record<ChangeEvent["kind"], ChangeKind> = {
   snapshot: ChangeKind.SNAPSHOT,
@@ -50,23 +51,17 @@ function toChange(event: ChangeEvent): Change {
   });
 }
 
-function versionOf(value: bigint | undefined, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidRequest(`${field} is out of range`);
-  return Number(value);
-}
-
 function subscriptionOf(subscription: Subscription | undefined): SubscriptionRequest {
   if (subscription === undefined) throw invalidRequest("subscription is required");
   const fromVersions: Record<string, number> = {};
   for (const [name, version] of Object.entries(subscription.fromVersions)) {
-    fromVersions[name] = versionOf(version, "from_versions") ?? 0;
+    fromVersions[name] = Number(version);
   }
   return {
     tenantId: subscription.tenantId,
     serviceName: subscription.serviceName,
     variableName: subscription.variableName,
-    fromVersion: versionOf(subscription.fromVersion, "from_version"),
+    fromVersion: versionFromWire(subscription.fromVersion),
     fromVersions,
   };
 }
@@ -125,7 +120,8 @@ function* toWatchResponses(events: SessionEvent[]): Generator<WatchResponse> {
   yield* flush();
 }
 
-function command(session: WatchSession, request: WatchRequest): void {
+/** Runs one command; for a write, returns the promise of its reply. */
+function command(session: WatchSession, request: WatchRequest): Promise<void> | undefined {
   const { command } = request;
   switch (command.case) {
     case "subscribe":
@@ -141,12 +137,12 @@ function command(session: WatchSession, request: WatchRequest): void {
     case "write": {
       const write = command.value;
       try {
-        session.write(write.requestId, {
+        return session.write(write.requestId, {
           tenantId: write.tenantId,
           serviceName: write.serviceName,
           variableName: write.variableName,
           data: write.data,
-          expectedVersion: versionOf(write.expectedVersion, "expected_version"),
+          expectedVersion: versionFromWire(write.expectedVersion),
           createIfMissing: write.createIfMissing,
         });
       } catch (error) {
@@ -205,10 +201,13 @@ export function createWatchServiceHandlers(
     async *watch(requests, context) {
       const session = open(context);
       // Commands are read concurrently with sending; the client ending its
-      // side ends the call once what is ready has been sent.
+      // side ends the call once its writes are answered and what is ready
+      // has been sent.
       void (async () => {
         try {
-          for await (const request of requests) command(session, request);
+          let writes: Promise<void> | undefined;
+          for await (const request of requests) writes = command(session, request) ?? writes;
+          await writes;
           session.close();
         } catch (error) {
           session.close(error instanceof CommyError ? error : undefined);
@@ -222,12 +221,16 @@ export function createWatchServiceHandlers(
     },
     async *subscribe(request, context) {
       const session = open(context);
-      request.subscriptions.forEach((subscription, index) =>
-        session.subscribe(String(index + 1), subscriptionOf(subscription)),
-      );
       try {
+        // A subscription that cannot even be read (an out-of-range
+        // from_version) fails the call too, and must not leave the ones
+        // before it subscribed.
+        request.subscriptions.forEach((subscription, index) =>
+          session.subscribe(String(index + 1), subscriptionOf(subscription)),
+        );
         yield* drive(session, context, toSubscribeResponses);
       } finally {
+        session.close();
         options.sessions.delete(session);
       }
     },

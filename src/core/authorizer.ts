@@ -58,7 +58,9 @@ export function permits(principal: Principal, action: Action, scope: Scope): boo
       (grant.permission === "tenant:admin" ||
         required === "any-grant" ||
         grant.permission === required) &&
-      (scope.serviceName === undefined || scope.serviceName.startsWith(grant.servicePrefix)),
+      (scope.serviceName === undefined || scope.serviceName.startsWith(grant.servicePrefix)) &&
+      // Managing principals and grants is tenant-wide: a prefix-limited admin could lift its limit.
+      (required !== "tenant:admin" || grant.servicePrefix === ""),
   );
 }
 

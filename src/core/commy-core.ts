@@ -241,6 +241,7 @@ export class CommyCore {
   /** Writes a value; waits (asynchronously) while a local process holds the variable. */
   async writeVariable(caller: Caller, request: WriteRequest): Promise<WriteResult> {
     this.#audit.authorize(caller, "variable.write", request);
+    checkVersion("expected_version", request.expectedVersion);
     const { file, record } = this.#variableService(request);
     const handle = file.find(request.variableName);
     if (handle === undefined) {
@@ -284,10 +285,17 @@ export class CommyCore {
    */
   openSubscription(
     caller: Caller,
-    ref: ServiceRef & { variableName: string },
+    ref: ServiceRef & {
+      variableName: string;
+      fromVersion?: number;
+      fromVersions?: Record<string, number>;
+    },
   ): { serviceId: string; file: OwnedServiceFile } {
     this.#audit.authorize(caller, "variable.subscribe", ref);
     validateServiceRef(ref);
+    checkVersion("from_version", ref.fromVersion);
+    for (const version of Object.values(ref.fromVersions ?? {}))
+      checkVersion("from_versions", version);
     if (ref.variableName !== "") validateName("variable", ref.variableName);
     const { file, record } = this.#service(ref);
     if (ref.variableName !== "" && file.find(ref.variableName) === undefined) {
@@ -376,6 +384,13 @@ function validateServiceRef(ref: ServiceRef): void {
 function validateVariableRef(ref: VariableRef): void {
   validateServiceRef(ref);
   validateName("variable", ref.variableName);
+}
+
+/** Versions are exact up to 2^53 (transports hand larger wire values over inexact). */
+function checkVersion(field: string, version: number | undefined): void {
+  if (version !== undefined && !(Number.isSafeInteger(version) && version >= 0)) {
+    throw invalidRequest(`${field} is out of range`);
+  }
 }
 
 function serviceResource(ref: ServiceRef): string {

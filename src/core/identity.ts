@@ -163,24 +163,37 @@ export class Identity {
   refresh(caller: Caller, token: string): Session {
     const resolved = token.startsWith(SESSION_PREFIX) ? this.#resolve(token) : undefined;
     const stored = resolved === undefined ? undefined : this.#store.getSession(sha256Hex(token));
-    if (resolved === undefined || stored === undefined)
+    if (resolved === undefined || stored === undefined) {
+      this.#audit.record(caller, {
+        action: "auth.refresh",
+        resource: "",
+        outcome: "denied",
+        detail: "UNAUTHORIZED",
+      });
       throw new CommyError("UNAUTHORIZED", "the session is not valid");
+    }
     this.#forgetToken(token, false);
     this.#store.deleteSession(sha256Hex(token));
     const ephemeral = stored.grantsJson !== undefined;
+    // A JWT or custom session never outlives what it was issued for: its
+    // refreshes keep the first expiry; a stored principal's get a new hour.
+    const expiresAt = ephemeral ? stored.expiresAt : this.#now() + this.#sessionTtlMs;
     const session = this.#openSession(
       stored.tenantId,
       resolved.principal,
-      this.#now() + this.#sessionTtlMs,
+      expiresAt,
       ephemeral,
       resolved.controller,
     );
-    this.#audit.record(caller, {
-      action: "auth.refresh",
-      tenantId: stored.tenantId,
-      resource: resolved.principal.id,
-      outcome: "ok",
-    });
+    this.#audit.record(
+      { ...caller, principal: resolved.principal },
+      {
+        action: "auth.refresh",
+        tenantId: stored.tenantId,
+        resource: resolved.principal.id,
+        outcome: "ok",
+      },
+    );
     return session;
   }
 
@@ -191,6 +204,12 @@ export class Identity {
       !token.startsWith(SESSION_PREFIX) ||
       this.#resolve(token) === undefined
     ) {
+      this.#audit.record(caller, {
+        action: "auth.logout",
+        resource: caller.principal?.id ?? "",
+        outcome: "denied",
+        detail: "UNAUTHORIZED",
+      });
       throw new CommyError("UNAUTHORIZED", "logout needs a valid session token");
     }
     this.#store.deleteSession(sha256Hex(token));
@@ -219,7 +238,6 @@ export class Identity {
     const actor = this.#audit.authorize(caller, "identity.manage", { tenantId });
     validate("tenant", tenantId);
     validate("principal", name);
-    this.#tenantExists(tenantId);
     if (password !== "") checkPassword(password);
     const passwordHash = password === "" ? undefined : await hashPassword(password);
     const record = {
@@ -231,6 +249,7 @@ export class Identity {
       createdAt: this.#now(),
     };
     return this.#audit.audited(caller, "principal.create", tenantId, record.principalId, () => {
+      this.#tenantExists(tenantId);
       if (!this.#store.insertPrincipal(record))
         throw alreadyExists(`principal ${name} in tenant ${tenantId}`);
       return view(record);
@@ -419,6 +438,7 @@ export class Identity {
     });
   }
 
+  /** A page of audit events, oldest first; page tokens are the last event id. */
   listAudit(
     caller: Caller,
     query: {
@@ -427,18 +447,30 @@ export class Identity {
       until?: number;
       principalId?: string;
       action?: string;
-      afterEventId?: number;
-      limit: number;
+      pageSize: number;
+      pageToken: string;
     },
-  ): AuditRecord[] {
+  ): { events: AuditRecord[]; nextPageToken: string } {
     const principal = this.#audit.authorize(
       caller,
       "audit.read",
       query.tenantId === undefined ? {} : { tenantId: query.tenantId },
     );
-    if (query.tenantId === undefined && !principal.serverAdmin)
+    if (query.tenantId === undefined && !principal.serverAdmin) {
       throw invalidRequest("tenant_id is required");
-    return this.#store.queryAudit(query);
+    }
+    const after = query.pageToken === "" ? undefined : Number(query.pageToken);
+    if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) {
+      throw invalidRequest("page_token is not valid");
+    }
+    const limit = Math.min(query.pageSize === 0 ? 100 : query.pageSize, 1000);
+    const events = this.#store.queryAudit({ ...query, afterEventId: after, limit: limit + 1 });
+    const page = events.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      events: page,
+      nextPageToken: events.length > limit && last !== undefined ? String(last.eventId) : "",
+    };
   }
 
   /** Drops cached tokens of a deleted tenant's principals. */
@@ -449,6 +481,9 @@ export class Identity {
         this.#principals.delete(principalId);
       }
     }
+    // Also those cached without a token (e.g. after a failed login): a namesake must not inherit grants.
+    for (const id of [...this.#principals.keys()])
+      if (id.startsWith(`${tenantId}/`)) this.#principals.delete(id);
   }
 
   /** Stops expiry timers (server shutdown). */

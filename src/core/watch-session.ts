@@ -82,7 +82,6 @@ interface ActiveSubscription {
   file: OwnedServiceFile;
   /** Last version sent, per variable name. */
   sent: Map<string, number>;
-  stopListening: () => void;
 }
 
 export class WatchSession implements ChangeListener {
@@ -91,6 +90,12 @@ export class WatchSession implements ChangeListener {
   readonly #limits: WatchSessionLimits;
   readonly #subscriptions = new Map<number, ActiveSubscription>();
   readonly #byService = new Map<string, Set<ActiveSubscription>>();
+  /**
+   * Per service: stops this session's one listener on the feed. The feed
+   * knows the session once, however many of its subscriptions follow the
+   * service, so it stops listening only when the last of them is dropped.
+   */
+  readonly #stopListening = new Map<string, () => void>();
   #ready: SessionEvent[] = [];
   /** Bytes of values in #ready. */
   #readyBytes = 0;
@@ -149,16 +154,18 @@ export class WatchSession implements ChangeListener {
         variableName: request.variableName,
         file: opened.file,
         sent: new Map(),
-        stopListening: () => undefined,
       };
       this.#subscriptions.set(subscription.id, subscription);
       let group = this.#byService.get(opened.serviceId);
       if (group === undefined) {
         group = new Set();
         this.#byService.set(opened.serviceId, group);
+        this.#stopListening.set(
+          opened.serviceId,
+          this.#core.feed.listen(opened.serviceId, opened.file, this),
+        );
       }
       group.add(subscription);
-      subscription.stopListening = this.#core.feed.listen(opened.serviceId, opened.file, this);
       this.#push({ type: "reply", requestId, subscriptionId: subscription.id });
       this.#snapshot(subscription, request);
     } catch (error) {
@@ -393,8 +400,11 @@ export class WatchSession implements ChangeListener {
     this.#subscriptions.delete(subscription.id);
     const group = this.#byService.get(subscription.serviceId);
     group?.delete(subscription);
-    if (group !== undefined && group.size === 0) this.#byService.delete(subscription.serviceId);
-    subscription.stopListening();
+    if (group !== undefined && group.size === 0) {
+      this.#byService.delete(subscription.serviceId);
+      this.#stopListening.get(subscription.serviceId)?.();
+      this.#stopListening.delete(subscription.serviceId);
+    }
     for (const [key, entry] of this.#pending)
       if (entry.subscription === subscription) this.#pending.delete(key);
   }

@@ -2,6 +2,7 @@
  * The embedded control-plane store: one SQLite file in the data directory,
  * in WAL mode, migrated forward on open.
  */
+import { chmodSync, closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "./control-store.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -45,6 +46,10 @@ function page<T>(rows: T[], limit: number, nameOf: (item: T) => string): Page<T>
 
 /** Opens (creating and migrating as needed) the SQLite store at `path`. */
 export function openSqliteControlStore(path: string): ControlStore {
+  // Created private before SQLite opens it; its -wal and -shm files take
+  // the database file's mode.
+  closeSync(openSync(path, "a", 0o600));
+  chmodSync(path, 0o600);
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   // NORMAL: a committed transaction survives a process crash (SIGKILL); only
@@ -62,6 +67,7 @@ export function openSqliteControlStore(path: string): ControlStore {
       "SELECT * FROM tenants WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?",
     ),
     deleteTenant: db.prepare("DELETE FROM tenants WHERE tenant_id = ?"),
+    deleteTenantSessions: db.prepare("DELETE FROM sessions WHERE tenant_id = ?"),
     servicesOfTenant: db.prepare<[string], ServiceRow>(
       "SELECT * FROM services WHERE tenant_id = ? ORDER BY service_name",
     ),
@@ -84,6 +90,8 @@ export function openSqliteControlStore(path: string): ControlStore {
   const deleteTenant = db.transaction((tenantId: string): ServiceRecord[] | undefined => {
     const services = statements.servicesOfTenant.all(tenantId).map(toService);
     const { changes } = statements.deleteTenant.run(tenantId);
+    // Sessions name their tenant without a foreign key (the admin's need none).
+    statements.deleteTenantSessions.run(tenantId);
     return changes === 0 ? undefined : services;
   });
 
