@@ -216,6 +216,7 @@ export class Identity {
     this.#forgetToken(token, true);
     this.#audit.record(caller, {
       action: "auth.logout",
+      tenantId: caller.principal?.tenantId,
       resource: caller.principal?.id ?? "",
       outcome: "ok",
     });
