@@ -68,6 +68,14 @@ function roundUp(value: number, multiple: number): number {
 export class OwnedServiceFile extends ServiceFile {
   #allocator: BlockAllocator;
   readonly #records = new Map<string, number>();
+  /**
+   * Free heap space at or above this offset is known to be zero: the file
+   * was created or grown (ftruncate zero-fills) and every freed block is
+   * zeroed at once. Space that was free when an existing file was opened
+   * is not trusted (a crash may have left bytes in it) and is zeroed when
+   * handed out.
+   */
+  #cleanFrom: number;
   /** Freed records, kept for records (see #allocateRecord). */
   readonly #freeRecords: number[] = [];
   readonly #maxSize: number;
@@ -78,6 +86,7 @@ export class OwnedServiceFile extends ServiceFile {
     super(mapping);
     this.lockPatienceMs = 0;
     this.#allocator = allocator;
+    this.#cleanFrom = this.size;
     this.#maxSize = this.u32[W(Header.MAX_SIZE)] as number;
   }
 
@@ -126,6 +135,7 @@ export class OwnedServiceFile extends ServiceFile {
       view.setUint32(Header.OWNER_PID, process.pid, true);
       mapping.u8.set(Buffer.from(options.serviceId, "latin1"), Header.SERVICE_ID);
       const file = new OwnedServiceFile(mapping, BlockAllocator.empty(heapOffset, initialSize));
+      file.#cleanFrom = heapOffset; // a new file is all zeros
       file.#installIndex(INITIAL_INDEX_CAPACITY);
       Atomics.store(mapping.u32, W(Header.READY), 1);
       return file;
@@ -329,7 +339,9 @@ export class OwnedServiceFile extends ServiceFile {
         `${this.path} has reached its maximum size of ${this.#maxSize} bytes`,
       );
     }
-    this.u8.fill(0, block, block + BlockAllocator.blockSize(bytes));
+    // Fresh file space is zero already: touching it would only fault its
+    // pages in early (the cost that dominates growing to large sizes).
+    if (block < this.#cleanFrom) this.u8.fill(0, block, block + BlockAllocator.blockSize(bytes));
     return block;
   }
 
@@ -345,6 +357,7 @@ export class OwnedServiceFile extends ServiceFile {
     const newSize = Math.min(this.#maxSize, roundUp(wanted, PAGE_SIZE));
     if (newSize <= size) return;
     ftruncateSync(this.map.fd, newSize);
+    this.#cleanFrom = Math.min(this.#cleanFrom, size);
     this.#allocator.extend(newSize);
     Atomics.store(this.u32, W(Header.SIZE), newSize);
     Atomics.add(this.u32, GENERATION, 1);
