@@ -221,15 +221,13 @@ export const WAIT_MS = 5_000;
  * with `what` when the time runs out or the call ends first.
  */
 class Inbox {
-  readonly #label: string;
+  /** Names the call in failure messages. */
+  readonly label: string;
   readonly #checks = new Set<() => void>();
   #outcome: { error: ConnectError | undefined } | undefined;
-  readonly #finished: Promise<ConnectError | undefined>;
-  #resolveFinished: (error: ConnectError | undefined) => void = () => undefined;
 
   constructor(label: string) {
-    this.#label = label;
-    this.#finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+    this.label = label;
   }
 
   /** How the call ended: undefined for a clean end; waits for it. */
@@ -256,7 +254,6 @@ class Inbox {
   protected end(error: ConnectError | undefined): void {
     if (this.#outcome !== undefined) return;
     this.#outcome = { error };
-    this.#resolveFinished(error);
     this.notify();
   }
 
@@ -274,7 +271,7 @@ class Inbox {
     return new Promise<T>((resolve, reject) => {
       const fail = (why: string) => {
         finish();
-        reject(new Error(`${this.#label}: ${why} while waiting for ${what}${this.describe()}`));
+        reject(new Error(`${this.label}: ${why} while waiting for ${what}${this.describe()}`));
       };
       const check = () => {
         let result: T | undefined;
@@ -293,7 +290,7 @@ class Inbox {
           fail(`the call ended (${error === undefined ? "cleanly" : describeError(error)})`);
         }
       };
-      const timer = setTimeout(() => fail(`no luck within ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => fail(`nothing within ${timeoutMs} ms`), timeoutMs);
       const finish = () => {
         clearTimeout(timer);
         this.#checks.delete(check);
@@ -301,11 +298,6 @@ class Inbox {
       this.#checks.add(check);
       check();
     });
-  }
-
-  /** Ignores `finished` rejections for streams whose end a test does not await. */
-  get settled(): Promise<unknown> {
-    return this.#finished;
   }
 }
 
@@ -346,8 +338,8 @@ export class WatchStream extends Inbox {
   #requestsClosed = false;
   #nextRequestId = 1;
   readonly #abort = new AbortController();
-
   readonly #lean: boolean;
+  readonly #latestData = new Map<string, Uint8Array>();
 
   /**
    * `lean`: keep changes without their data (but the latest data of each
@@ -360,16 +352,20 @@ export class WatchStream extends Inbox {
     void this.#run(client);
   }
 
-  readonly #latestData = new Map<string, Uint8Array>();
-
   async #run(client: WatchClient): Promise<void> {
     try {
       for await (const response of client.watch(this.#requests(), { signal: this.#abort.signal })) {
         const { event } = response;
         if (event.case === "changes") {
           for (const change of event.value.changes) {
-            this.#latestData.set(`${change.subscriptionId}\0${change.variableName}`, change.data);
-            if (this.#lean) change.data = EMPTY;
+            const key = `${change.subscriptionId}\0${change.variableName}`;
+            if (this.#lean) {
+              // A copy: the value may be a view of a much larger received chunk.
+              this.#latestData.set(key, change.data.slice());
+              change.data = EMPTY;
+            } else {
+              this.#latestData.set(key, change.data);
+            }
             this.changes.push(change);
           }
         }
@@ -456,12 +452,9 @@ export class WatchStream extends Inbox {
    * Pings and waits for the Pong: everything the server queued for this
    * stream before the ping was answered has arrived by then.
    */
-  async ping(requestId = this.requestId("ping")): Promise<number> {
+  async ping(requestId = this.requestId("ping")): Promise<void> {
     this.send({ case: "ping", value: { requestId } });
     await this.until(() => (this.#pongs.has(requestId) ? true : undefined), `pong ${requestId}`);
-    return this.responses.findIndex(
-      (r) => r.event.case === "pong" && r.event.value.requestId === requestId,
-    );
   }
 
   /** The Reply to a command, waiting for it. */
@@ -633,8 +626,6 @@ export class RawGrpcWatch {
   #status: RawStatus | undefined;
   #closed = false;
   readonly #checks = new Set<() => void>();
-  /** Bytes of DATA received (framed messages). */
-  bytesReceived = 0;
 
   constructor(baseUrl: string, credentials: Credentials = "admin") {
     this.#session = connect(baseUrl);
@@ -665,7 +656,6 @@ export class RawGrpcWatch {
     this.#stream.on("response", onStatus);
     this.#stream.on("trailers", onStatus);
     this.#stream.on("data", (chunk: Buffer) => {
-      this.bytesReceived += chunk.length;
       this.#buffered = Buffer.concat([this.#buffered, chunk]);
       while (this.#buffered.length >= 5) {
         const length = this.#buffered.readUInt32BE(1);
@@ -913,7 +903,7 @@ function summarize(response: WatchResponse): string {
 let gcFunction: (() => void) | undefined;
 
 /** Runs full garbage collections (exposing gc for this process on first use). */
-export async function collectGarbage(): Promise<void> {
+async function collectGarbage(): Promise<void> {
   if (gcFunction === undefined) {
     setFlagsFromString("--expose-gc");
     gcFunction = runInNewContext("gc") as () => void;
