@@ -211,7 +211,11 @@ export function createWatchServiceHandlers(
       void (async () => {
         try {
           let writes: Promise<void> | undefined;
-          for await (const request of requests) writes = command(session, request) ?? writes;
+          for await (const request of requests) {
+            // A client that sends faster than it reads waits here.
+            await session.room();
+            writes = command(session, request) ?? writes;
+          }
           await writes;
           session.close();
         } catch (error) {

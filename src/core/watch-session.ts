@@ -109,7 +109,10 @@ export class WatchSession implements ChangeListener {
   #closed = false;
   #lastTake = Date.now();
   #sentSinceProgress = false;
-  readonly #progressTimer: NodeJS.Timeout | undefined;
+  #lastProgress = Date.now();
+  readonly #timer: NodeJS.Timeout;
+  /** Resolvers of `room()` callers waiting for the outbox to drain. */
+  #roomWaiters: (() => void)[] = [];
   readonly #onRevoked: () => void;
 
   constructor(core: CommyCore, caller: Caller, limits: Partial<WatchSessionLimits> = {}) {
@@ -121,10 +124,24 @@ export class WatchSession implements ChangeListener {
         new CommyError("UNAUTHORIZED", "the credential of this stream was revoked or expired"),
       );
     caller.credentialSignal?.addEventListener("abort", this.#onRevoked, { once: true });
-    if (this.#limits.progressIntervalMs > 0) {
-      this.#progressTimer = setInterval(() => this.#progress(), this.#limits.progressIntervalMs);
-      this.#progressTimer.unref();
-    }
+    // One timer for both the stall check and progress messages.
+    const stallTick = Math.max(10, this.#limits.stallLimitMs / 2);
+    const period =
+      this.#limits.progressIntervalMs > 0
+        ? Math.min(this.#limits.progressIntervalMs, stallTick)
+        : stallTick;
+    this.#timer = setInterval(() => this.#tick(), period);
+    this.#timer.unref();
+  }
+
+  /**
+   * Resolves once the outbox has room for more replies: a transport awaits
+   * it before reading the next command, so a client that sends without
+   * reading is slowed down instead of filling the server's memory.
+   */
+  room(): Promise<void> {
+    if (this.#closed || this.#ready.length < this.#limits.maxReadyEvents) return Promise.resolve();
+    return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
   /** Why the session ended, once it has (undefined: ended normally or still open). */
@@ -217,6 +234,9 @@ export class WatchSession implements ChangeListener {
     for (;;) {
       this.#lastTake = Date.now();
       const events = this.#takeReady();
+      if (this.#roomWaiters.length > 0 && this.#ready.length < this.#limits.maxReadyEvents) {
+        this.#releaseRoomWaiters();
+      }
       if (events.length > 0) return events;
       if (this.#closed) return undefined;
       await new Promise<void>((resolve) => (this.#wake = resolve));
@@ -229,7 +249,8 @@ export class WatchSession implements ChangeListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#endedWith ??= reason;
-    clearInterval(this.#progressTimer);
+    clearInterval(this.#timer);
+    this.#releaseRoomWaiters();
     this.#caller.credentialSignal?.removeEventListener("abort", this.#onRevoked);
     for (const subscription of [...this.#subscriptions.values()]) this.#drop(subscription);
     if (reason !== undefined) {
@@ -427,8 +448,14 @@ export class WatchSession implements ChangeListener {
     return false;
   }
 
+  #releaseRoomWaiters(): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
   #checkStall(): void {
-    if (this.#pending.size === 0 || this.#wake !== undefined) return;
+    if ((this.#pending.size === 0 && this.#ready.length === 0) || this.#wake !== undefined) return;
     if (Date.now() - this.#lastTake > this.#limits.stallLimitMs) {
       this.close(
         new CommyError(
@@ -439,8 +466,11 @@ export class WatchSession implements ChangeListener {
     }
   }
 
-  #progress(): void {
+  #tick(): void {
     this.#checkStall();
+    const interval = this.#limits.progressIntervalMs;
+    if (interval <= 0 || Date.now() - this.#lastProgress < interval) return;
+    this.#lastProgress = Date.now();
     if (!this.#sentSinceProgress && this.#subscriptions.size > 0 && this.#ready.length === 0) {
       this.#push({ type: "progress", subscriptionIds: [...this.#subscriptions.keys()] });
     }
