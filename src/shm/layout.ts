@@ -39,6 +39,11 @@ export const Header = {
   VARIABLE_COUNT: 60,
   /** Process id of the owner that last opened the file (informational). */
   OWNER_PID: 64,
+  /**
+   * Threads of the owner sleeping on CHANGE_HEAD. Kept apart from WAITERS
+   * so that the owner's own writes need not wake its own watcher.
+   */
+  OWNER_WAITERS: 68,
   /** The service's id, ASCII, NUL-padded (64 bytes). */
   SERVICE_ID: 128,
   SERVICE_ID_LENGTH: 64,

@@ -245,6 +245,19 @@ export class OwnedServiceFile extends ServiceFile {
     this.wakeWaiters();
   }
 
+  /**
+   * @internal The owner's own writes wake only other processes' sleepers;
+   * its own watcher reads the ring right after each of them anyway.
+   */
+  protected override othersWaiting(): boolean {
+    return (this.u32[W(Header.WAITERS)] as number) !== 0;
+  }
+
+  /** @internal The owner's sleepers register apart (see Header.OWNER_WAITERS). */
+  protected override get waitersField(): number {
+    return Header.OWNER_WAITERS;
+  }
+
   /** @internal The owner knows its records: no probing. */
   protected override findRecord(name: string): number {
     return this.#records.get(name) ?? 0;

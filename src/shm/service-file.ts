@@ -27,6 +27,7 @@ import { ChangeCursor, type VariableChange } from "./change-cursor.js";
 const W = (byteOffset: number): number => byteOffset >>> 2;
 const HEAD = W(Header.CHANGE_HEAD);
 const WAITERS = W(Header.WAITERS);
+const OWNER_WAITERS = W(Header.OWNER_WAITERS);
 const SIZE = W(Header.SIZE);
 const GENERATION = W(Header.GENERATION);
 const TWO_32 = 2 ** 32;
@@ -325,7 +326,7 @@ export class ServiceFile {
         cursor.position,
         timeoutMs,
         spinMicros,
-        Header.WAITERS,
+        this.waitersField,
       );
       return outcome !== "timed-out";
     }
@@ -372,7 +373,7 @@ export class ServiceFile {
     const watcher = native.watch(
       this.map.buffer,
       Header.CHANGE_HEAD,
-      this.map.writable ? Header.WAITERS : undefined,
+      this.map.writable ? this.waitersField : undefined,
       deliver,
       spinMicros,
     );
@@ -597,8 +598,18 @@ export class ServiceFile {
     u32[W(entry + RingEntry.INCARNATION)] = incarnation;
     u32[W(entry + RingEntry.KIND)] = kind;
     Atomics.store(u32, W(entry + RingEntry.SEQ), (position + 1) >>> 0);
-    // Plain read: the add above is a full barrier (see docs/file-format.md).
-    if (u32[WAITERS] !== 0) this.wakeWaiters();
+    // Plain reads: the add above is a full barrier (see docs/file-format.md).
+    if (this.othersWaiting()) this.wakeWaiters();
+  }
+
+  /** @internal Does anyone but this writer sleep on the change word? */
+  protected othersWaiting(): boolean {
+    return this.u32[WAITERS] !== 0 || this.u32[OWNER_WAITERS] !== 0;
+  }
+
+  /** @internal The counter this process's sleepers register in. */
+  protected get waitersField(): number {
+    return Header.WAITERS;
   }
 
   /** @internal */
