@@ -110,6 +110,9 @@ export async function startServer(
 
   const watchSessions = new Set<WatchSession>();
   const handler = connectNodeAdapter({
+    // Values are small and hot; compressing every response (watch streams
+    // included, once per subscriber) cost more CPU than it saved bytes.
+    acceptCompression: [],
     routes: (router) => {
       router.service(CommyService, createCommyServiceHandlers(core));
       router.service(IdentityService, createIdentityServiceHandlers(identity));

@@ -267,8 +267,14 @@ export class WatchSession implements ChangeListener {
   onChanges(serviceId: string, changes: readonly VariableChange[], read: ValueReader): void {
     const group = this.#byService.get(serviceId);
     if (group === undefined || this.#closed) return;
+    // Every subscription of the group is on the same service: one check.
+    const first = group.values().next().value;
+    if (first !== undefined && !this.#stillPermitted(first)) {
+      for (const subscription of [...group]) this.#endUnpermitted(subscription);
+      this.#wake?.();
+      return;
+    }
     for (const subscription of group) {
-      if (!this.#stillPermitted(subscription)) continue;
       for (const change of changes) {
         if (subscription.variableName !== "" && subscription.variableName !== change.name) continue;
         if (change.kind === "delete") this.#deleted(subscription, change);
@@ -318,7 +324,6 @@ export class WatchSession implements ChangeListener {
     read: ValueReader,
   ): void {
     if (version <= (subscription.sent.get(name) ?? 0)) return;
-    const key = `${subscription.id}\0${name}`;
     if (
       this.#pending.size === 0 &&
       this.#ready.length < this.#limits.maxReadyEvents &&
@@ -328,6 +333,7 @@ export class WatchSession implements ChangeListener {
       if (value !== undefined) this.#capture(subscription, name, value, "update");
       return;
     }
+    const key = `${subscription.id}\0${name}`;
     if (!this.#pending.has(key)) this.#pending.set(key, { subscription, name });
   }
 
@@ -432,20 +438,20 @@ export class WatchSession implements ChangeListener {
 
   #stillPermitted(subscription: ActiveSubscription): boolean {
     const principal = this.#caller.principal;
-    if (
+    return (
       principal !== undefined &&
       permits(principal, "variable.subscribe", {
         tenantId: subscription.tenantId,
         serviceName: subscription.serviceName,
       })
-    ) {
-      return true;
-    }
+    );
+  }
+
+  #endUnpermitted(subscription: ActiveSubscription): void {
     this.#end(
       subscription,
       new CommyError("PERMISSION_DENIED", "the permission to subscribe was revoked"),
     );
-    return false;
   }
 
   #releaseRoomWaiters(): void {
