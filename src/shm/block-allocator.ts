@@ -17,9 +17,9 @@ export interface UsedBlock {
 
 /** The order (log2 of the block size) that holds `bytes`. */
 export function blockOrder(bytes: number): number {
-  let order = MIN_ORDER;
-  while (2 ** order < bytes) order++;
-  return order;
+  if (bytes <= MIN_BLOCK) return MIN_ORDER;
+  // Sizes stay below 2^32 (file offsets are u32).
+  return 32 - Math.clz32(bytes - 1);
 }
 
 export class BlockAllocator {

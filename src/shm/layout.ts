@@ -129,8 +129,7 @@ export function hashName(name: string): number {
   return hash >>> 0;
 }
 
+/** The smallest power of two ≥ n, for 0 < n ≤ 2^31. */
 export function nextPowerOfTwo(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
+  return n <= 1 ? 1 : 2 ** (32 - Math.clz32(n - 1));
 }
