@@ -19,12 +19,6 @@ export interface UnaryCase {
   spec: Omit<LoadSpec, "baseUrl">;
 }
 
-/** A case measured by its own code (a floor in the bench process), in turn with the others. */
-export interface CustomCase {
-  id: string;
-  run(warmUp: boolean): Promise<CaseRun>;
-}
-
 /** One run of one case. */
 export interface CaseRun {
   /** Calls per second. */
@@ -37,6 +31,16 @@ export interface CaseRun {
   calls: number;
 }
 
+/**
+ * Cases measured by their own code (a floor in the bench process, or calls
+ * that must alternate with it), in turn with the others. `run` gives one
+ * run of each of `ids`.
+ */
+export interface CustomCase {
+  ids: readonly string[];
+  run(warmUp: boolean): Promise<Record<string, CaseRun>>;
+}
+
 export type CaseRuns = Map<string, CaseRun[]>;
 
 /** Runs every case once, shorter (thrown away: warm-up), then `runs` rounds of all cases. */
@@ -46,15 +50,18 @@ export async function measureCases(
   runs: number,
   log: (message: string) => void,
 ): Promise<CaseRuns> {
-  const results: CaseRuns = new Map(cases.map((c) => [c.id, []]));
+  const results: CaseRuns = new Map(
+    cases.flatMap((c) => ("ids" in c ? c.ids : [c.id])).map((id) => [id, []]),
+  );
   for (let round = 0; round <= runs; round++) {
     log(round === 0 ? "warm-up round" : `run ${round}/${runs}`);
     for (const c of cases) {
-      const run =
-        "run" in c
+      const measured =
+        "ids" in c
           ? await c.run(round === 0)
-          : await measureOnce(round === 0 ? warmUp(c) : c, load);
-      if (round > 0) results.get(c.id)?.push(run);
+          : { [c.id]: await measureOnce(round === 0 ? warmUp(c) : c, load) };
+      if (round === 0) continue;
+      for (const [id, run] of Object.entries(measured)) results.get(id)?.push(run);
     }
   }
   return results;

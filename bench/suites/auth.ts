@@ -10,9 +10,10 @@
  *   way (bench/lib/commy-server.ts), both get the very same request bytes
  *   and headers, and they are measured in turn within each run.
  * - Authenticate with an API key: calls per second with several in flight.
- * - Authenticate with a password: per call and per second, next to a bare
- *   scrypt with the parameters the server's own hashPassword() writes,
- *   measured in this process in the same run.
+ * - Authenticate with a password: per call (alternating call by call with
+ *   a bare scrypt of the parameters the server's own hashPassword() writes,
+ *   run in this process, and with an unknown user name) and per second
+ *   with several in flight, next to the bare scrypt's own rate.
  *
  * Load comes from h2load (bench/lib/unary-load.ts). The session-token
  * comparison runs before any Authenticate load, so that thousands of
@@ -48,12 +49,7 @@ import {
   runsOf,
   withRatio,
 } from "../lib/unary-cases.js";
-import {
-  type LoadGenerator,
-  type UnaryCall,
-  connectUnaryCall,
-  loadGenerator,
-} from "../lib/unary-load.js";
+import { type LoadGenerator, connectUnaryCall, loadGenerator } from "../lib/unary-load.js";
 
 const VALUE_BYTES = 64;
 /** Calls of each one-in-flight ReadVariable latency run. */
@@ -63,8 +59,8 @@ const IN_FLIGHT = 16;
 const THROUGHPUT_SECONDS = 2;
 /** Authenticate with an API key: calls one at a time per latency run. */
 const KEY_LATENCY_CALLS = 600;
-/** Authenticate with a password: calls per latency run, and per rate run with PASSWORD_IN_FLIGHT. */
-const PASSWORD_CALLS = 16;
+/** Authenticate with a password: calls of each kind per latency run, and per rate run with PASSWORD_IN_FLIGHT. */
+const PASSWORD_CALLS = 20;
 const PASSWORD_RATE_CALLS = 24;
 /** As many as the server's libuv thread pool has threads (4 by default), where scrypt runs. */
 const PASSWORD_IN_FLIGHT = 4;
@@ -370,47 +366,26 @@ async function authenticate(
     tenantId: TENANT,
     credential: { case: "apiKey", value: apiKey },
   });
-  const password = (name: string, username: string): UnaryCall =>
-    connectUnaryCall(name, IdentityService.method.authenticate, {
-      tenantId: TENANT,
-      credential: { case: "password", value: { username, password: PASSWORD } },
-    });
+  const byPassword = connectUnaryCall("auth-password", IdentityService.method.authenticate, {
+    tenantId: TENANT,
+    credential: { case: "password", value: { username: PRINCIPAL, password: PASSWORD } },
+  });
   const heapBefore = await server.usage({ collect: true });
   context.log(
-    `Authenticate: API key (${KEY_LATENCY_CALLS} one at a time, ${THROUGHPUT_SECONDS} s with ` +
-      `${IN_FLIGHT} in flight), password (${PASSWORD_CALLS} one at a time, ` +
-      `${PASSWORD_RATE_CALLS} with ${PASSWORD_IN_FLIGHT} in flight), bare scrypt; ${context.runs} runs`,
+    `Authenticate: password, unknown user and bare scrypt (${PASSWORD_CALLS} each, one at a ` +
+      `time, alternating; ${PASSWORD_RATE_CALLS} with ${PASSWORD_IN_FLIGHT} in flight), API key ` +
+      `(${KEY_LATENCY_CALLS} one at a time, ${THROUGHPUT_SECONDS} s with ${IN_FLIGHT} in flight); ` +
+      `${context.runs} runs`,
   );
   const results = await measureCases(
     [
-      scryptFloor("scrypt.latency", hash, 1, PASSWORD_CALLS),
-      {
-        id: "password.latency",
-        server,
-        spec: {
-          call: password("auth-password", PRINCIPAL),
-          inFlight: 1,
-          requests: PASSWORD_CALLS,
-          latencies: true,
-        },
-      },
-      {
-        id: "password.unknown",
-        server,
-        spec: {
-          call: password("auth-unknown", "nobody"),
-          inFlight: 1,
-          requests: PASSWORD_CALLS,
-          latencies: true,
-          expect: "4xx",
-        },
-      },
-      scryptFloor("scrypt.rate", hash, PASSWORD_IN_FLIGHT, PASSWORD_RATE_CALLS),
+      passwordOneAtATime(server, hash),
+      scryptRate(hash),
       {
         id: "password.rate",
         server,
         spec: {
-          call: password("auth-password", PRINCIPAL),
+          call: byPassword,
           inFlight: PASSWORD_IN_FLIGHT,
           requests: PASSWORD_RATE_CALLS,
         },
@@ -432,7 +407,10 @@ async function authenticate(
   );
   const heapAfter = await server.usage({ collect: true });
   details.authenticate = caseDetails(results);
-  const sessions = [...results.values()].flat().reduce((sum, run) => sum + run.calls, 0);
+  // The calls that opened a session (not the unknown user's, not the bare hashes).
+  const sessions = ["password.latency", "password.rate", "key.latency", "key.throughput"]
+    .flatMap((id) => results.get(id) ?? [])
+    .reduce((sum, run) => sum + run.calls, 0);
   const grown = heapAfter.heapUsedBytes - heapBefore.heapUsedBytes;
   details.sessionMemory = {
     heapBeforeBytes: heapBefore.heapUsedBytes,
@@ -449,28 +427,93 @@ async function authenticate(
   return authenticateMetrics(results, hash);
 }
 
-/** A bare scrypt with the server's parameters, `inFlight` at a time, in this process. */
-function scryptFloor(
-  id: string,
-  hash: ScryptParameters,
-  inFlight: number,
-  calls: number,
-): CustomCase {
+/** One bare scrypt with the server's parameters, in this process. */
+function bareScrypt(hash: ScryptParameters): Promise<void> {
   const salt = Buffer.alloc(hash.saltLength, 1);
-  const once = (): Promise<void> =>
-    new Promise((resolve, reject) =>
-      scrypt(
-        PASSWORD,
-        salt,
-        hash.keyLength,
-        { N: hash.N, r: hash.r, p: hash.p, maxmem: 64 * 1024 * 1024 },
-        (error) => (error === null ? resolve() : reject(error)),
-      ),
-    );
+  return new Promise((resolve, reject) =>
+    scrypt(
+      PASSWORD,
+      salt,
+      hash.keyLength,
+      { N: hash.N, r: hash.r, p: hash.p, maxmem: 64 * 1024 * 1024 },
+      (error) => (error === null ? resolve() : reject(error)),
+    ),
+  );
+}
+
+/** A run's figures from each call's time (µs) and the run's length (s). */
+function runOf(times: readonly number[], seconds: number): CaseRun {
+  const shape = distribution(times);
   return {
-    id,
+    rate: times.length / seconds,
+    p50: shape.p50,
+    p99: shape.p99,
+    cpuPerCall: Number.NaN,
+    calls: times.length,
+  };
+}
+
+/**
+ * One at a time, alternating call by call (the order rotating): a bare
+ * scrypt in this process, Authenticate with the password, Authenticate
+ * with an unknown user name. The three then see the same moments of a
+ * shared machine, which back-to-back batches of a few dozen 60 ms calls
+ * do not. The calls go through a typed connect-es client (its own cost is
+ * well under 1 ms of a ~60 ms call).
+ */
+function passwordOneAtATime(server: CommyServerProcess, hash: ScryptParameters): CustomCase {
+  const ids = ["scrypt.latency", "password.latency", "password.unknown"] as const;
+  const credential = (username: string) => ({
+    tenantId: TENANT,
+    credential: { case: "password" as const, value: { username, password: PASSWORD } },
+  });
+  return {
+    ids,
     run: async (warmUp) => {
-      const count = warmUp ? Math.ceil(calls / 3) : calls;
+      const count = warmUp ? Math.ceil(PASSWORD_CALLS / 3) : PASSWORD_CALLS;
+      const clients = commyClients(server.baseUrl);
+      const unknownRefused = async (): Promise<void> => {
+        const refused = await clients.identity.authenticate(credential("nobody")).then(
+          () => false,
+          (error: unknown) => error instanceof ConnectError && error.code === Code.Unauthenticated,
+        );
+        if (!refused) throw new Error("Authenticate with an unknown user was not refused");
+      };
+      const steps: (() => Promise<unknown>)[] = [
+        () => bareScrypt(hash),
+        () => clients.identity.authenticate(credential(PRINCIPAL)),
+        unknownRefused,
+      ];
+      const times: number[][] = [[], [], []];
+      const spent = [0, 0, 0];
+      try {
+        await steps[1]?.(); // the connection, untimed
+        for (let i = 0; i < count; i++) {
+          for (let k = 0; k < steps.length; k++) {
+            const step = (i + k) % steps.length;
+            const t0 = nowNs();
+            await steps[step]?.();
+            const ns = Number(nowNs() - t0);
+            times[step]?.push(ns / 1000);
+            spent[step] = (spent[step] ?? 0) + ns / 1e9;
+          }
+        }
+      } finally {
+        clients.close();
+      }
+      return Object.fromEntries(
+        ids.map((id, k) => [id, runOf(times[k] ?? [], spent[k] ?? Number.NaN)]),
+      );
+    },
+  };
+}
+
+/** Bare scrypts, PASSWORD_IN_FLIGHT at a time, in this process: the rate floor. */
+function scryptRate(hash: ScryptParameters): CustomCase {
+  return {
+    ids: ["scrypt.rate"],
+    run: async (warmUp) => {
+      const count = warmUp ? Math.ceil(PASSWORD_RATE_CALLS / 3) : PASSWORD_RATE_CALLS;
       const times: number[] = [];
       let next = 0;
       const start = nowNs();
@@ -478,21 +521,12 @@ function scryptFloor(
         while (next < count) {
           next++;
           const t0 = nowNs();
-          await once();
+          await bareScrypt(hash);
           times.push(Number(nowNs() - t0) / 1000);
         }
       };
-      await Promise.all(Array.from({ length: inFlight }, worker));
-      const seconds = Number(nowNs() - start) / 1e9;
-      const shape = distribution(times);
-      const run: CaseRun = {
-        rate: count / seconds,
-        p50: shape.p50,
-        p99: shape.p99,
-        cpuPerCall: Number.NaN,
-        calls: count,
-      };
-      return run;
+      await Promise.all(Array.from({ length: PASSWORD_IN_FLIGHT }, worker));
+      return { "scrypt.rate": runOf(times, Number(nowNs() - start) / 1e9) };
     },
   };
 }
