@@ -76,7 +76,6 @@ interface Resolved {
   expiresAt: number;
   /** Aborted when the credential is revoked or expires. */
   controller: AbortController;
-  timer?: NodeJS.Timeout;
 }
 
 const MIN_PASSWORD_LENGTH = 8;
@@ -96,6 +95,8 @@ export class Identity {
   readonly #tokensOf = new Map<string, Set<string>>();
   /** Stored principals, shared by all their tokens so that grant changes apply at once. */
   readonly #principals = new Map<string, Principal>();
+  /** Ends streams of expired tokens, once a second (one timer, not one per token). */
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: IdentityOptions) {
     this.#store = options.store;
@@ -110,6 +111,8 @@ export class Identity {
       controller: new AbortController(),
     });
     this.#store.deleteExpiredSessions(this.#now());
+    this.#sweeper = setInterval(() => this.#sweepExpired(), 1000);
+    this.#sweeper.unref();
   }
 
   /** The caller behind an Authorization header value ("Bearer <token>"), authenticated or not. */
@@ -144,7 +147,7 @@ export class Identity {
       principal.principal,
       expiresAt,
       principal.ephemeral,
-      new AbortController(),
+      undefined,
     );
     this.#audit.record(
       { ...caller, principal: principal.principal },
@@ -489,7 +492,7 @@ export class Identity {
 
   /** Stops expiry timers (server shutdown). */
   close(): void {
-    for (const resolved of this.#resolved.values()) clearTimeout(resolved.timer);
+    clearInterval(this.#sweeper);
   }
 
   // ---- internals ----
@@ -637,7 +640,7 @@ export class Identity {
     principal: Principal,
     expiresAt: number,
     ephemeral: boolean,
-    controller: AbortController,
+    controller: AbortController | undefined,
   ): Session {
     const token = newSessionToken();
     this.#store.insertSession({
@@ -647,7 +650,9 @@ export class Identity {
       grantsJson: ephemeral ? JSON.stringify(principal.grants) : undefined,
       expiresAt,
     });
-    this.#cache(token, { principal, expiresAt, controller });
+    // A new login is cached at its first use (#lookup); a refreshed one now,
+    // because streams opened with the old token go on under its controller.
+    if (controller !== undefined) this.#cache(token, { principal, expiresAt, controller });
     return { token, expiresAt, principal };
   }
 
@@ -700,13 +705,13 @@ export class Identity {
       this.#tokensOf.set(resolved.principal.id, tokens);
     }
     tokens.add(token);
-    if (Number.isFinite(resolved.expiresAt)) {
-      // Ends streams opened with the token when it expires.
-      resolved.timer = setTimeout(
-        () => this.#forgetToken(token, true),
-        Math.max(0, resolved.expiresAt - this.#now()),
-      );
-      resolved.timer.unref();
+  }
+
+  /** Ends streams whose token expired (calls check expiry themselves). */
+  #sweepExpired(): void {
+    const now = this.#now();
+    for (const [token, resolved] of this.#resolved) {
+      if (resolved.expiresAt <= now) this.#forgetToken(token, true);
     }
   }
 
@@ -714,7 +719,6 @@ export class Identity {
     const resolved = this.#resolved.get(token);
     if (resolved === undefined) return;
     this.#resolved.delete(token);
-    clearTimeout(resolved.timer);
     this.#tokensOf.get(resolved.principal.id)?.delete(token);
     if (abort)
       resolved.controller.abort(

@@ -228,7 +228,12 @@ describe("what is recorded", () => {
         outcome: "denied",
         detail: "UNAUTHORIZED",
       }),
-      event({ principalId: actor.principalId, action: "auth.logout", resource: actor.principalId }),
+      event({
+        principalId: actor.principalId,
+        tenantId,
+        action: "auth.logout",
+        resource: actor.principalId,
+      }),
       event({
         principalId: actor.principalId,
         action: "auth.logout",
