@@ -77,7 +77,7 @@ export function textTable(result: SuiteResult): string {
   return out.join("\n");
 }
 
-/** The same table as Markdown, for docs/performance.md. */
+/** The same table as Markdown, then the notes as a list, for docs/performance.md. */
 export function markdownTable(result: SuiteResult): string {
   const escape = (cell: string): string => cell.replaceAll("|", "\\|");
   const out = [
@@ -85,6 +85,7 @@ export function markdownTable(result: SuiteResult): string {
     `| ${HEADINGS.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
     ...rows(result.metrics).map((row) => `| ${row.map(escape).join(" | ")} |`),
   ];
+  if (result.notes.length > 0) out.push("", ...result.notes.map((note) => `- ${note}`));
   return out.join("\n");
 }
 

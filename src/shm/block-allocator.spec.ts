@@ -240,3 +240,16 @@ describe("BlockAllocator", () => {
     );
   });
 });
+
+describe("BlockAllocator beyond 2 GiB of heap", () => {
+  it("merges buddies whose offsets do not fit a signed 32-bit integer", () => {
+    const start = 4096;
+    const allocator = BlockAllocator.empty(start, start + 2 ** 32);
+    const gib = 2 ** 30;
+    const blocks = [0, 1, 2, 3].map(() => allocator.allocate(gib));
+    expect(blocks).toEqual([start, start + gib, start + 2 * gib, start + 3 * gib]);
+    allocator.free(start + 2 * gib, gib);
+    allocator.free(start + 3 * gib, gib);
+    expect(allocator.freeBlocks()).toEqual([{ offset: start + 2 * gib, size: 2 * gib }]);
+  });
+});

@@ -98,7 +98,12 @@ export class BlockAllocator {
     let order = blockOrder(bytes);
     let block = offset;
     for (;;) {
-      const buddy = this.#start + ((block - this.#start) ^ (2 ** order));
+      // Arithmetic, not XOR: heap offsets may pass 2^31, where JS bit
+      // operators would truncate them.
+      const size = 2 ** order;
+      const relative = block - this.#start;
+      const buddy =
+        this.#start + (relative % (2 * size) < size ? relative + size : relative - size);
       const set = this.#free[order];
       if (set === undefined || !set.delete(buddy)) break;
       block = Math.min(block, buddy);
