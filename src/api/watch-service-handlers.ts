@@ -57,7 +57,9 @@ function toChange(event: ChangeEvent): Change {
 }
 
 function subscriptionOf(subscription: Subscription | undefined): SubscriptionRequest {
-  if (subscription === undefined) throw invalidRequest("subscription is required");
+  // A missing subscription is refused by the core, after its permission
+  // check (the house order), as a subscription to tenant "".
+  if (subscription === undefined) return { tenantId: "", serviceName: "", variableName: "" };
   const fromVersions: Record<string, number> = {};
   for (const [name, version] of Object.entries(subscription.fromVersions)) {
     fromVersions[name] = Number(version);

@@ -105,6 +105,6 @@ export class AuditLog {
   }
 }
 
-export function isDenial(error: unknown): boolean {
+function isDenial(error: unknown): boolean {
   return isCommyError(error, "UNAUTHORIZED") || isCommyError(error, "PERMISSION_DENIED");
 }

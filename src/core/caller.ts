@@ -60,6 +60,3 @@ export const SERVER_ADMIN: Principal = { id: "admin", serverAdmin: true, grants:
 
 /** A caller acting as the server admin (start-up tasks and tests). */
 export const SERVER_ADMIN_CALLER: Caller = { principal: SERVER_ADMIN };
-
-/** An unauthenticated caller. */
-export const ANONYMOUS: Caller = { principal: undefined };

@@ -17,20 +17,6 @@ export type ErrorCode =
   | "VERSION_CONFLICT"
   | "RESOURCE_EXHAUSTED";
 
-/** Every ErrorCode, in the proto's order. */
-export const ERROR_CODES: readonly ErrorCode[] = [
-  "NOT_FOUND",
-  "PERMISSION_DENIED",
-  "UNAUTHORIZED",
-  "ALREADY_EXISTS",
-  "INVALID_REQUEST",
-  "INTERNAL_ERROR",
-  "CONNECTION_LOST",
-  "TIMEOUT",
-  "VERSION_CONFLICT",
-  "RESOURCE_EXHAUSTED",
-];
-
 /** A failure with a code that clients can branch on and a message for people. */
 export class CommyError extends Error {
   override readonly name = "CommyError";

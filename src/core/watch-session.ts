@@ -149,10 +149,6 @@ export class WatchSession implements ChangeListener {
     return this.#endedWith;
   }
 
-  get subscriptionCount(): number {
-    return this.#subscriptions.size;
-  }
-
   /** Starts a subscription; the reply, then the snapshot, go to the outbox. */
   subscribe(requestId: string, request: SubscriptionRequest): void {
     try {
