@@ -14,9 +14,21 @@ export interface ServerConfig {
   /** Bytes each service file may grow to. */
   maxServiceFileSize: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** PEM certificate (chain) file: with tlsKey, every transport is served over TLS only. */
+  tlsCert: string;
+  /** PEM private key file of tlsCert. */
+  tlsKey: string;
+  /** Largest legacy WebSocket message, in bytes (a larger one closes with 1009). */
+  wsMaxMessageBytes: number;
+  /** Seconds a legacy WebSocket connection may send nothing before it is closed (0: never). */
+  wsIdleTimeout: number;
+  /** Seconds between WebSocket pings; a peer that misses one is cut (0: no pings). */
+  wsPingInterval: number;
+  /** Legacy WebSocket connections served at once. */
+  wsMaxConnections: number;
 }
 
-type Kind = "string" | "port" | "bytes" | "level";
+type Kind = "string" | "port" | "bytes" | "level" | "count" | "seconds";
 
 interface OptionSpec {
   key: keyof ServerConfig;
@@ -56,6 +68,48 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     kind: "level",
     help: "fatal|error|warn|info|debug|trace|silent",
   },
+  {
+    key: "tlsCert",
+    flag: "tls-cert",
+    env: "COMMY_TLS_CERT",
+    kind: "string",
+    help: "PEM certificate file; with --tls-key, serve TLS only (h2/http1.1 by ALPN, wss)",
+  },
+  {
+    key: "tlsKey",
+    flag: "tls-key",
+    env: "COMMY_TLS_KEY",
+    kind: "string",
+    help: "PEM private key file of --tls-cert",
+  },
+  {
+    key: "wsMaxMessageBytes",
+    flag: "ws-max-message-bytes",
+    env: "COMMY_WS_MAX_MESSAGE_BYTES",
+    kind: "count",
+    help: "largest legacy WebSocket message in bytes (larger: close 1009)",
+  },
+  {
+    key: "wsIdleTimeout",
+    flag: "ws-idle-timeout",
+    env: "COMMY_WS_IDLE_TIMEOUT",
+    kind: "seconds",
+    help: "seconds a WebSocket client may send no message before it is closed (0: never)",
+  },
+  {
+    key: "wsPingInterval",
+    flag: "ws-ping-interval",
+    env: "COMMY_WS_PING_INTERVAL",
+    kind: "seconds",
+    help: "seconds between WebSocket pings; no pong by the next one: cut (0: off)",
+  },
+  {
+    key: "wsMaxConnections",
+    flag: "ws-max-connections",
+    env: "COMMY_WS_MAX_CONNECTIONS",
+    kind: "count",
+    help: "legacy WebSocket connections served at once (more: HTTP 503)",
+  },
 ];
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -64,6 +118,12 @@ export const DEFAULT_CONFIG: ServerConfig = {
   dataDir: "./commy-data",
   maxServiceFileSize: 1024 * 1024 * 1024,
   logLevel: "info",
+  tlsCert: "",
+  tlsKey: "",
+  wsMaxMessageBytes: 1024 * 1024,
+  wsIdleTimeout: 600,
+  wsPingInterval: 30,
+  wsMaxConnections: 10_000,
 };
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -93,6 +153,16 @@ function parseValue(spec: OptionSpec, raw: unknown, source: string): string | nu
         ? bytes
         : fail("must be a whole number of bytes between 1 MiB and 4 GiB");
     }
+    case "count": {
+      const count = Number(text);
+      return Number.isSafeInteger(count) && count >= 1 ? count : fail("must be a whole number ≥ 1");
+    }
+    case "seconds": {
+      const seconds = Number(text);
+      return Number.isFinite(seconds) && seconds >= 0 && seconds <= 86_400
+        ? seconds
+        : fail("must be a number of seconds between 0 and 86400");
+    }
     case "level":
       return LEVELS.has(text)
         ? text
@@ -121,6 +191,9 @@ export function loadServerConfig(
     if (found !== undefined) config[spec.key] = parseValue(spec, found[0], found[1]);
   }
   const result = config as unknown as ServerConfig;
+  if ((result.tlsCert === "") !== (result.tlsKey === "")) {
+    throw new ConfigError("tls-cert and tls-key go together: give both or neither");
+  }
   return { ...result, dataDir: resolve(result.dataDir) };
 }
 

@@ -1,7 +1,9 @@
 /**
  * The composition root: configuration → store → service files → core →
- * Connect API (+ later the WebSocket bridge) on one port.
+ * Connect API and the legacy WebSocket bridge on one port.
  */
+import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { createServer as createHttp1Server } from "node:http";
 import { type Http2Session, createServer as createHttp2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -21,6 +23,9 @@ import { createCommyServiceHandlers } from "./api/commy-service-handlers.js";
 import { createEchoServiceHandlers } from "./api/echo-service-handlers.js";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createSniffingListener } from "./api/protocol-sniffing-listener.js";
+import { type TlsFiles, createTlsListener } from "./api/tls-listener.js";
+import { createLegacyBridge } from "./bridge/legacy-bridge.js";
+import { SERVER_VERSION } from "./version.js";
 import { AuditLog } from "./core/audit-log.js";
 import { SERVER_ADMIN_CALLER } from "./core/caller.js";
 import { type CustomVerifier, Identity } from "./core/identity.js";
@@ -28,7 +33,7 @@ import { createIdentityServiceHandlers } from "./api/identity-service-handlers.j
 import { loadAdminToken } from "./admin-token.js";
 import { CommyCore } from "./core/commy-core.js";
 import { ServiceFileRegistry } from "./core/service-file-registry.js";
-import { type ServerConfig, DEFAULT_CONFIG } from "./config.js";
+import { ConfigError, type ServerConfig, DEFAULT_CONFIG } from "./config.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { openSqliteControlStore } from "./store/sqlite-control-store.js";
 
@@ -56,7 +61,7 @@ export interface ServerExtras {
 /** A running server. */
 export interface CommyServer {
   readonly port: number;
-  /** http://host:port */
+  /** http://host:port, or https:// when TLS is configured */
   readonly url: string;
   readonly core: CommyCore;
   readonly identity: Identity;
@@ -75,6 +80,7 @@ export async function startServer(
 ): Promise<CommyServer> {
   const settings: ServerConfig = { ...DEFAULT_CONFIG, ...config };
   const log = extras.logger ?? pino({ level: settings.logLevel });
+  const tls = readTlsFiles(settings);
   const unlock = lockDataDir(settings.dataDir);
   const store = openSqliteControlStore(join(settings.dataDir, "commy.db"));
   const files = new ServiceFileRegistry(settings.dataDir, { maxSize: settings.maxServiceFileSize });
@@ -142,7 +148,22 @@ export async function startServer(
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  const listener = createSniffingListener(http1, http2);
+  const bridge = createLegacyBridge({
+    core,
+    identity,
+    log,
+    serverVersion: SERVER_VERSION,
+    watchLimits: extras.watchLimits,
+    limits: {
+      maxMessageBytes: settings.wsMaxMessageBytes,
+      idleTimeoutMs: settings.wsIdleTimeout * 1000,
+      pingIntervalMs: settings.wsPingInterval * 1000,
+      maxConnections: settings.wsMaxConnections,
+    },
+  });
+  http1.on("upgrade", (request, socket, head) => bridge.handleUpgrade(request, socket, head));
+  const listener =
+    tls === undefined ? createSniffingListener(http1, http2) : createTlsListener(http1, http2, tls);
   try {
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);
@@ -160,7 +181,8 @@ export async function startServer(
   // its connection tracking (idle keep-alive shutdown, request timeouts).
   http1.emit("listening");
   const port = (listener.address() as AddressInfo).port;
-  const url = `http://${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${port}`;
+  const scheme = tls === undefined ? "http" : "https";
+  const url = `${scheme}://${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${port}`;
   log.info({ url, dataDir: settings.dataDir }, "commy is serving");
 
   let closing: Promise<void> | undefined;
@@ -169,6 +191,7 @@ export async function startServer(
       // Streams end with a clear status instead of being cut.
       const shutdown = new CommyError("CONNECTION_LOST", "the server is shutting down");
       for (const session of watchSessions) session.close(shutdown);
+      const bridgeClosed = bridge.close("the server is shutting down", SHUTDOWN_GRACE_MS);
       await new Promise<void>((resolve) => {
         listener.close(() => resolve());
         http1.close();
@@ -181,6 +204,7 @@ export async function startServer(
         }, SHUTDOWN_GRACE_MS);
         force.unref();
       });
+      await bridgeClosed;
       core.close();
       identity.close();
       store.close();
@@ -190,4 +214,26 @@ export async function startServer(
     return closing;
   };
   return { port, url, core, identity, adminToken: admin.token, close };
+}
+
+/** The certificate and key, when TLS is configured; a clear error when they cannot be read. */
+function readTlsFiles(settings: ServerConfig): TlsFiles | undefined {
+  if (settings.tlsCert === "" && settings.tlsKey === "") return undefined;
+  const read = (path: string, what: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(`cannot read the TLS ${what} ${path}: ${(error as Error).message}`);
+    }
+  };
+  const files = { cert: read(settings.tlsCert, "certificate"), key: read(settings.tlsKey, "key") };
+  try {
+    // Checked now, before anything is opened: a bad pair fails start-up plainly.
+    createSecureContext(files);
+  } catch (error) {
+    throw new ConfigError(
+      `the TLS certificate and key are not usable: ${(error as Error).message}`,
+    );
+  }
+  return files;
 }

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { OwnedServiceFile, VariableInfo } from "../shm/index.js";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "../store/control-store.js";
-import { mayDoOnService } from "./authorizer.js";
+import { mayDoOnService, permits } from "./authorizer.js";
 import type { AuditLog } from "./audit-log.js";
 import type { Caller, Principal } from "./caller.js";
 import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-error.js";
@@ -76,6 +76,8 @@ export class CommyCore {
   readonly #now: () => number;
   /** tenantId → serviceName → service; the store is the truth, this the fast path. */
   readonly #services = new Map<string, Map<string, LiveService>>();
+  /** serviceId → service, for the legacy protocol, which names services by id. */
+  readonly #servicesById = new Map<string, LiveService>();
 
   constructor(deps: CoreDependencies) {
     this.#store = deps.store;
@@ -304,6 +306,37 @@ export class CommyCore {
     return { serviceId: record.serviceId, file };
   }
 
+  /**
+   * The tenant and name of a service known by its id (the legacy protocol
+   * names services so), or undefined. Not a permission check: the caller
+   * still asks for the operation with the ref, which checks everything.
+   */
+  serviceRefById(serviceId: string): ServiceRef | undefined {
+    const service = this.#servicesById.get(serviceId);
+    return service === undefined
+      ? undefined
+      : { tenantId: service.record.tenantId, serviceName: service.record.serviceName };
+  }
+
+  /** Where a service's file is, for a local process that may read its variables. */
+  serviceFile(caller: Caller, ref: ServiceRef): { serviceId: string; path: string; size: number } {
+    this.#audit.authorize(caller, "variable.read", ref);
+    validateServiceRef(ref);
+    const { file, record } = this.#service(ref);
+    return { serviceId: record.serviceId, path: file.path, size: file.size };
+  }
+
+  /**
+   * The path of a service's file when the caller may read its variables,
+   * else undefined — quietly, without an audit event: it decorates replies
+   * to local clients, it is not a request of its own.
+   */
+  serviceFilePathIfReadable(caller: Caller, ref: ServiceRef): string | undefined {
+    const principal = caller.principal;
+    if (principal === undefined || !permits(principal, "variable.read", ref)) return undefined;
+    return this.#services.get(ref.tenantId)?.get(ref.serviceName)?.file.path;
+  }
+
   listVariables(caller: Caller, ref: ServiceRef): VariableInfo[] {
     this.#audit.authorize(caller, "variable.read", ref);
     validateServiceRef(ref);
@@ -316,6 +349,7 @@ export class CommyCore {
     this.feed.close();
     this.#files.closeAll();
     this.#services.clear();
+    this.#servicesById.clear();
   }
 
   // ---- internals ----
@@ -362,10 +396,12 @@ export class CommyCore {
       this.#services.set(service.record.tenantId, byName);
     }
     byName.set(service.record.serviceName, service);
+    this.#servicesById.set(service.record.serviceId, service);
   }
 
   #forget(record: ServiceRecord): void {
     this.#services.get(record.tenantId)?.delete(record.serviceName);
+    this.#servicesById.delete(record.serviceId);
     this.feed.serviceDeleted(record.serviceId);
     this.#files.remove(record.serviceId);
   }
