@@ -3,7 +3,7 @@ import type { Load } from "./load.js";
 import type { MachineInfo } from "./machine.js";
 import { median } from "./stats.js";
 
-export type Unit = "ns" | "µs" | "ms" | "s" | "ops/s";
+export type Unit = "ns" | "µs" | "ms" | "s" | "ops/s" | "requests";
 
 /** One row of a suite's table. */
 export interface Metric {

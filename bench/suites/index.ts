@@ -5,7 +5,8 @@
 import type { Suite } from "../lib/suite.js";
 import { apiSuite } from "./api.js";
 import { authSuite } from "./auth.js";
+import { bridgeSuite } from "./bridge.js";
 import { shmSuite } from "./shm.js";
 import { streamSuite } from "./stream.js";
 
-export const suites: readonly Suite[] = [shmSuite, apiSuite, authSuite, streamSuite];
+export const suites: readonly Suite[] = [shmSuite, apiSuite, authSuite, streamSuite, bridgeSuite];
