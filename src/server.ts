@@ -2,7 +2,7 @@
  * The composition root: configuration → store → service files → core →
  * Connect API and the legacy WebSocket bridge on one port.
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { createServer as createHttp1Server } from "node:http";
 import { type Http2Session, createServer as createHttp2Server } from "node:http2";
@@ -16,6 +16,17 @@ import { CommyService } from "../gen/commy/v1/commy_service_pb.js";
 import { IdentityService } from "../gen/commy/v1/identity_pb.js";
 import { WatchService } from "../gen/commy/v1/watch_pb.js";
 import { createWatchServiceHandlers } from "./api/watch-service-handlers.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { type HealthProbe, HealthMonitor } from "./api/health-monitor.js";
+import { createHealthServiceHandlers } from "./api/health-service-handlers.js";
+import {
+  DescriptorIndex,
+  createReflectionV1Handlers,
+  createReflectionV1alphaHandlers,
+} from "./api/reflection-service-handlers.js";
+import { createHttpEndpoints } from "./api/http-endpoints.js";
 import { type WatchSession, type WatchSessionLimits } from "./core/watch-session.js";
 import { CommyError } from "./core/commy-error.js";
 import { callerKey } from "./api/caller-context.js";
@@ -115,6 +126,17 @@ export async function startServer(
   });
 
   const watchSessions = new Set<WatchSession>();
+  const health = new HealthMonitor(healthProbes(settings.dataDir, store, core));
+  const served = [
+    CommyService,
+    IdentityService,
+    WatchService,
+    Health,
+    ReflectionV1,
+    ReflectionV1alpha,
+    ...(extras.benchEcho === true ? [EchoService] : []),
+  ];
+  const descriptors = new DescriptorIndex(served);
   const handler = connectNodeAdapter({
     // Values are small and hot; compressing every response (watch streams
     // included, once per subscriber) cost more CPU than it saved bytes.
@@ -126,8 +148,13 @@ export async function startServer(
         WatchService,
         createWatchServiceHandlers(core, { sessions: watchSessions, limits: extras.watchLimits }),
       );
+      router.service(Health, createHealthServiceHandlers(health, descriptors.serviceNames));
+      router.service(ReflectionV1, createReflectionV1Handlers(descriptors));
+      router.service(ReflectionV1alpha, createReflectionV1alphaHandlers(descriptors));
       if (extras.benchEcho === true) router.service(EchoService, createEchoServiceHandlers());
     },
+    // Plain HTTP for load balancers and scrapers: /healthz.
+    fallback: createHttpEndpoints({ health }),
     interceptors: [createErrorInterceptor((error) => log.error({ err: error }, "internal error"))],
     // The caller is resolved once per call or stream, before any handler runs.
     contextValues: (request) =>
@@ -189,6 +216,7 @@ export async function startServer(
   const close = (): Promise<void> => {
     closing ??= (async () => {
       // Streams end with a clear status instead of being cut.
+      health.shutdown();
       const shutdown = new CommyError("CONNECTION_LOST", "the server is shutting down");
       for (const session of watchSessions) session.close(shutdown);
       const bridgeClosed = bridge.close("the server is shutting down", SHUTDOWN_GRACE_MS);
@@ -236,4 +264,21 @@ function readTlsFiles(settings: ServerConfig): TlsFiles | undefined {
     );
   }
   return files;
+}
+
+/** What the server needs to be of use: the store answers, the data directory takes writes, the core is open. */
+function healthProbes(
+  dataDir: string,
+  store: { getTenant(tenantId: string): unknown },
+  core: CommyCore,
+): HealthProbe[] {
+  return [
+    // Any query will do: it fails once the database is closed or unreadable.
+    { name: "store", check: () => (store.getTenant("-health-probe-"), true) },
+    {
+      name: "data directory writable",
+      check: () => (accessSync(join(dataDir, "services"), constants.W_OK), true),
+    },
+    { name: "service files", check: () => core.isOpen },
+  ];
 }

@@ -78,6 +78,7 @@ export class CommyCore {
   readonly #services = new Map<string, Map<string, LiveService>>();
   /** serviceId → service, for the legacy protocol, which names services by id. */
   readonly #servicesById = new Map<string, LiveService>();
+  #closed = false;
 
   constructor(deps: CoreDependencies) {
     this.#store = deps.store;
@@ -344,8 +345,14 @@ export class CommyCore {
     return withShmErrors(() => file.list());
   }
 
+  /** False once closed (health probes ask). */
+  get isOpen(): boolean {
+    return !this.#closed;
+  }
+
   /** Closes every service file (the store is closed by its owner). */
   close(): void {
+    this.#closed = true;
     this.feed.close();
     this.#files.closeAll();
     this.#services.clear();
