@@ -26,9 +26,11 @@ export interface ServerConfig {
   wsPingInterval: number;
   /** Legacy WebSocket connections served at once. */
   wsMaxConnections: number;
+  /** Serve Prometheus metrics on /metrics (and count for them). */
+  metrics: boolean;
 }
 
-type Kind = "string" | "port" | "bytes" | "level" | "count" | "seconds";
+type Kind = "string" | "port" | "bytes" | "level" | "count" | "seconds" | "boolean";
 
 interface OptionSpec {
   key: keyof ServerConfig;
@@ -110,6 +112,13 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     kind: "count",
     help: "legacy WebSocket connections served at once (more: HTTP 503)",
   },
+  {
+    key: "metrics",
+    flag: "metrics",
+    env: "COMMY_METRICS",
+    kind: "boolean",
+    help: "serve Prometheus metrics on /metrics: true|false",
+  },
 ];
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -124,6 +133,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   wsIdleTimeout: 600,
   wsPingInterval: 30,
   wsMaxConnections: 10_000,
+  metrics: true,
 };
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -133,7 +143,7 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-function parseValue(spec: OptionSpec, raw: unknown, source: string): string | number {
+function parseValue(spec: OptionSpec, raw: unknown, source: string): string | number | boolean {
   const text = String(raw);
   const fail = (what: string): never => {
     throw new ConfigError(`${source}: ${spec.flag} ${what} (got ${JSON.stringify(raw)})`);
@@ -163,6 +173,10 @@ function parseValue(spec: OptionSpec, raw: unknown, source: string): string | nu
         ? seconds
         : fail("must be a number of seconds between 0 and 86400");
     }
+    case "boolean":
+      if (text === "true" || text === "1") return true;
+      if (text === "false" || text === "0") return false;
+      return fail("must be true or false");
     case "level":
       return LEVELS.has(text)
         ? text
@@ -180,7 +194,7 @@ export function loadServerConfig(
   configFile?: string,
 ): ServerConfig {
   const fromFile = configFile === undefined ? {} : readConfigFile(configFile);
-  const config: Record<string, string | number> = { ...DEFAULT_CONFIG };
+  const config: Record<string, string | number | boolean> = { ...DEFAULT_CONFIG };
   for (const spec of SERVER_OPTIONS) {
     const layers: [unknown, string][] = [
       [flags[spec.flag], `--${spec.flag}`],

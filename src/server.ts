@@ -6,11 +6,13 @@ import { accessSync, constants, readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { createServer as createHttp1Server } from "node:http";
 import { type Http2Session, createServer as createHttp2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
+import { createServerLogger } from "./logger.js";
+import { ServerMetrics } from "./api/server-metrics.js";
 import { EchoService } from "../gen/commy/bench/v1/echo_pb.js";
 import { CommyService } from "../gen/commy/v1/commy_service_pb.js";
 import { IdentityService } from "../gen/commy/v1/identity_pb.js";
@@ -90,7 +92,7 @@ export async function startServer(
   extras: ServerExtras = {},
 ): Promise<CommyServer> {
   const settings: ServerConfig = { ...DEFAULT_CONFIG, ...config };
-  const log = extras.logger ?? pino({ level: settings.logLevel });
+  const log = extras.logger ?? createServerLogger(settings.logLevel);
   const tls = readTlsFiles(settings);
   const unlock = lockDataDir(settings.dataDir);
   const store = openSqliteControlStore(join(settings.dataDir, "commy.db"));
@@ -137,6 +139,38 @@ export async function startServer(
     ...(extras.benchEcho === true ? [EchoService] : []),
   ];
   const descriptors = new DescriptorIndex(served);
+  const debug = log.isLevelEnabled("debug");
+  const http1Sockets = new Set<Socket>();
+  const bridge = createLegacyBridge({
+    core,
+    identity,
+    log,
+    serverVersion: SERVER_VERSION,
+    watchLimits: extras.watchLimits,
+    onMessage: (type, result) => metrics?.bridgeMessage(type, result),
+    limits: {
+      maxMessageBytes: settings.wsMaxMessageBytes,
+      idleTimeoutMs: settings.wsIdleTimeout * 1000,
+      pingIntervalMs: settings.wsPingInterval * 1000,
+      maxConnections: settings.wsMaxConnections,
+    },
+  });
+  const metrics = !settings.metrics
+    ? undefined
+    : new ServerMetrics({
+        connections: () => {
+          const websocket = bridge.connections;
+          return { http1: http1Sockets.size - websocket, http2: sessions.size, websocket };
+        },
+        streams: () => watchSessions.size,
+        subscriptions: () => {
+          let count = bridge.subscriptions();
+          for (const session of watchSessions) count += session.subscriptionCount;
+          return count;
+        },
+        bridgeConnections: () => bridge.modes(),
+        mappedBytes: () => core.mappedBytes(),
+      });
   const handler = connectNodeAdapter({
     // Values are small and hot; compressing every response (watch streams
     // included, once per subscriber) cost more CPU than it saved bytes.
@@ -154,8 +188,19 @@ export async function startServer(
       if (extras.benchEcho === true) router.service(EchoService, createEchoServiceHandlers());
     },
     // Plain HTTP for load balancers and scrapers: /healthz.
-    fallback: createHttpEndpoints({ health }),
-    interceptors: [createErrorInterceptor((error) => log.error({ err: error }, "internal error"))],
+    fallback: createHttpEndpoints({ health, metrics }),
+    interceptors: [
+      createErrorInterceptor({
+        onInternal: (error, requestId) => log.error({ err: error, requestId }, "internal error"),
+        onCallEnd:
+          metrics === undefined && !debug
+            ? undefined
+            : (outcome) => {
+                metrics?.rpcHandled(outcome.method, outcome.code, outcome.seconds);
+                if (debug) log.debug(outcome, "call");
+              },
+      }),
+    ],
     // The caller is resolved once per call or stream, before any handler runs.
     contextValues: (request) =>
       createContextValues().set(
@@ -169,24 +214,15 @@ export async function startServer(
       ),
   });
   const http1 = createHttp1Server(handler);
+  http1.on("connection", (socket: Socket) => {
+    http1Sockets.add(socket);
+    socket.once("close", () => http1Sockets.delete(socket));
+  });
   const http2 = createHttp2Server(handler);
   const sessions = new Set<Http2Session>();
   http2.on("session", (session: Http2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
-  });
-  const bridge = createLegacyBridge({
-    core,
-    identity,
-    log,
-    serverVersion: SERVER_VERSION,
-    watchLimits: extras.watchLimits,
-    limits: {
-      maxMessageBytes: settings.wsMaxMessageBytes,
-      idleTimeoutMs: settings.wsIdleTimeout * 1000,
-      pingIntervalMs: settings.wsPingInterval * 1000,
-      maxConnections: settings.wsMaxConnections,
-    },
   });
   http1.on("upgrade", (request, socket, head) => bridge.handleUpgrade(request, socket, head));
   const listener =

@@ -24,6 +24,10 @@ export interface CommyServerOptions {
   cpu?: number;
   /** The admin token; a random one by default. */
   adminToken?: string;
+  /** Prometheus metrics on (the server's default) or off. */
+  metrics?: boolean;
+  /** The server's log level (default "silent": the bench measures the server, not its logging). */
+  logLevel?: string;
 }
 
 /** What the server process has used so far. */
@@ -56,6 +60,8 @@ export class CommyServerProcess {
     const child = new BenchChild(SERVER_SCRIPT, [dataDir], {
       COMMY_BENCH_ADMIN_TOKEN: adminToken,
       COMMY_BENCH_SKIP_AUTH: options.skipAuthentication === true ? "1" : "0",
+      COMMY_BENCH_METRICS: options.metrics === false ? "0" : "1",
+      COMMY_BENCH_LOG_LEVEL: options.logLevel ?? "silent",
       [CPU_ENV]: options.cpu === undefined ? "" : String(options.cpu),
       // Lets the child collect garbage before it reports its heap.
       NODE_OPTIONS: [process.env.NODE_OPTIONS ?? "", "--expose-gc"].join(" ").trim(),

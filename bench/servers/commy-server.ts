@@ -8,7 +8,8 @@
  * argv[2]: the data directory (made by the caller, removed by it).
  * Environment: COMMY_BENCH_ADMIN_TOKEN (the admin token; else the data
  * directory's own), COMMY_BENCH_SKIP_AUTH=1 (every call runs as the admin
- * without credentials: the "unauthenticated" baseline), COMMY_BENCH_CPU
+ * without credentials: the "unauthenticated" baseline), COMMY_BENCH_METRICS=0
+ * (metrics off), COMMY_BENCH_LOG_LEVEL (default silent), COMMY_BENCH_CPU
  * (the CPU to pin the main thread to, see bench/lib/affinity.ts).
  *
  * Over the IPC channel: sends {type:"ready", port, pid}; answers
@@ -19,6 +20,7 @@
  */
 import { pinFromEnvironment } from "../lib/affinity.js";
 import { onParentMessage, reportFailuresToParent, sendToParent } from "../lib/child.js";
+import type { ServerConfig } from "../../src/config.js";
 import { startServer } from "../../src/server.js";
 
 const dataDir = process.argv[2];
@@ -30,7 +32,13 @@ if (withParent) reportFailuresToParent();
 pinFromEnvironment();
 
 const server = await startServer(
-  { port: 0, host: "127.0.0.1", dataDir, logLevel: "silent" },
+  {
+    port: 0,
+    host: "127.0.0.1",
+    dataDir,
+    logLevel: (process.env.COMMY_BENCH_LOG_LEVEL || "silent") as ServerConfig["logLevel"],
+    metrics: process.env.COMMY_BENCH_METRICS !== "0",
+  },
   {
     benchEcho: true,
     adminToken: process.env.COMMY_BENCH_ADMIN_TOKEN || undefined,

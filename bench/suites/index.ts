@@ -6,7 +6,15 @@ import type { Suite } from "../lib/suite.js";
 import { apiSuite } from "./api.js";
 import { authSuite } from "./auth.js";
 import { bridgeSuite } from "./bridge.js";
+import { opsSuite } from "./ops.js";
 import { shmSuite } from "./shm.js";
 import { streamSuite } from "./stream.js";
 
-export const suites: readonly Suite[] = [shmSuite, apiSuite, authSuite, streamSuite, bridgeSuite];
+export const suites: readonly Suite[] = [
+  shmSuite,
+  apiSuite,
+  authSuite,
+  streamSuite,
+  bridgeSuite,
+  opsSuite,
+];

@@ -37,6 +37,8 @@ export interface LegacyBridgeDependencies {
   serverVersion: string;
   limits?: Partial<LegacyBridgeLimits>;
   watchLimits?: Partial<WatchSessionLimits>;
+  /** Told of every message handled (metrics). */
+  onMessage?: (type: string, result: string) => void;
 }
 
 export interface LegacyBridge {
@@ -44,6 +46,10 @@ export interface LegacyBridge {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Open connections. */
   readonly connections: number;
+  /** Open connections by mode: "extended" once a client sent a request_id, else "legacy". */
+  modes(): { legacy: number; extended: number };
+  /** Subscriptions of extended-mode connections. */
+  subscriptions(): number;
   /**
    * Ends every connection's sessions at once, closes it with 1001, and
    * resolves when all are closed (cut after `graceMs`).
@@ -97,6 +103,7 @@ export function createLegacyBridge(deps: LegacyBridgeDependencies): LegacyBridge
         log,
         serverVersion: deps.serverVersion,
         watchLimits: deps.watchLimits,
+        onMessage: deps.onMessage,
       },
       peer,
     );
@@ -154,6 +161,16 @@ export function createLegacyBridge(deps: LegacyBridgeDependencies): LegacyBridge
     },
     get connections() {
       return open.size;
+    },
+    modes() {
+      let extended = 0;
+      for (const tracked of open) if (tracked.connection.extended) extended++;
+      return { legacy: open.size - extended, extended };
+    },
+    subscriptions() {
+      let count = 0;
+      for (const tracked of open) count += tracked.connection.subscriptionCount;
+      return count;
     },
     async close(reason, graceMs) {
       clearInterval(keepAlive);

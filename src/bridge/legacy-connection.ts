@@ -43,6 +43,8 @@ export interface LegacyConnectionDependencies {
   log: Logger;
   serverVersion: string;
   watchLimits?: Partial<WatchSessionLimits>;
+  /** Told of every message handled: its type and "ok" or the error code sent (or not sent). */
+  onMessage?: (type: string, result: string) => void;
 }
 
 /** The messages the legacy SDK sends without waiting for an answer. */
@@ -92,11 +94,24 @@ export class LegacyConnection {
   readonly #watches = new Map<string, TenantWatch>();
   #nextInternalId = 1;
   #closed = false;
+  #extended = false;
 
   constructor(deps: LegacyConnectionDependencies, peer: LegacyPeer) {
     this.#deps = deps;
     this.#peer = peer;
     this.#log = deps.log;
+  }
+
+  /** Subscriptions that push (extended mode). */
+  get subscriptionCount(): number {
+    let count = 0;
+    for (const watch of this.#watches.values()) count += watch.subscriptions.size;
+    return count;
+  }
+
+  /** True once the client has sent a message in extended mode. */
+  get extended(): boolean {
+    return this.#extended;
   }
 
   /** Answers one text frame; the caller awaits it before handing in the next. */
@@ -105,11 +120,13 @@ export class LegacyConnection {
     if ("invalid" in parsed) {
       const { problem, requestId, type } = parsed.invalid;
       this.#log.debug({ problem, type }, "legacy: invalid message");
+      this.#deps.onMessage?.(type ?? "invalid", "INVALID_REQUEST");
       if (requestId === undefined && type !== undefined && this.#unanswered(type)) return;
       this.#send(legacyError(invalidRequest(problem)), requestId);
       return;
     }
     const message = parsed.message;
+    if (message.requestId !== undefined) this.#extended = true;
     let reply: ServerMessage | undefined;
     try {
       reply = await this.#run(message);
@@ -119,6 +136,7 @@ export class LegacyConnection {
         this.#log.error({ err: error, type: message.type }, "legacy: internal error");
       }
     }
+    this.#deps.onMessage?.(message.type, reply?.type === "Error" ? reply.data.code : "ok");
     if (message.requestId === undefined && UNANSWERED_IN_LEGACY_MODE.has(message.type)) {
       // The SDK waits for no answer here: one would be taken as the reply to its next call.
       if (reply?.type === "Error") {

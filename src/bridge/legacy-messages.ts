@@ -217,8 +217,9 @@ export function parseClientMessage(text: string): ParsedMessage {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (error) {
-    return { invalid: { problem: `the frame is not valid JSON: ${(error as Error).message}` } };
+  } catch {
+    // V8's message quotes the input, which may hold a credential: not in replies, not in logs.
+    return { invalid: { problem: "the frame is not valid JSON" } };
   }
   if (!isObject(parsed)) {
     return { invalid: { problem: `a message must be a JSON object (got a ${jsonKind(parsed)})` } };

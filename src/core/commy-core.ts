@@ -345,6 +345,13 @@ export class CommyCore {
     return withShmErrors(() => file.list());
   }
 
+  /** Bytes of all service files the server maps (metrics). */
+  mappedBytes(): number {
+    let total = 0;
+    for (const { file } of this.#servicesById.values()) total += file.size;
+    return total;
+  }
+
   /** False once closed (health probes ask). */
   get isOpen(): boolean {
     return !this.#closed;

@@ -258,6 +258,11 @@ export class WatchSession implements ChangeListener {
     this.#wake?.();
   }
 
+  /** Subscriptions this session holds (metrics). */
+  get subscriptionCount(): number {
+    return this.#subscriptions.size;
+  }
+
   // ---- ChangeListener ----
 
   onChanges(serviceId: string, changes: readonly VariableChange[], read: ValueReader): void {
