@@ -28,6 +28,12 @@ export interface ServerConfig {
   wsMaxConnections: number;
   /** Serve Prometheus metrics on /metrics (and count for them). */
   metrics: boolean;
+  /** Largest request or response message of the typed API, in bytes. */
+  maxMessageBytes: number;
+  /** Client connections open at once (every transport); more are closed at once. */
+  maxConnections: number;
+  /** Concurrent HTTP/2 streams (calls) one connection may have open. */
+  maxStreamsPerConnection: number;
 }
 
 type Kind = "string" | "port" | "bytes" | "level" | "count" | "seconds" | "boolean";
@@ -119,6 +125,27 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     kind: "boolean",
     help: "serve Prometheus metrics on /metrics: true|false",
   },
+  {
+    key: "maxMessageBytes",
+    flag: "max-message-bytes",
+    env: "COMMY_MAX_MESSAGE_BYTES",
+    kind: "count",
+    help: "largest typed-API request or response, in bytes (larger: resource_exhausted)",
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    env: "COMMY_MAX_CONNECTIONS",
+    kind: "count",
+    help: "client connections open at once, all transports (more are closed)",
+  },
+  {
+    key: "maxStreamsPerConnection",
+    flag: "max-streams-per-connection",
+    env: "COMMY_MAX_STREAMS_PER_CONNECTION",
+    kind: "count",
+    help: "concurrent HTTP/2 streams per connection (the HTTP/2 setting)",
+  },
 ];
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -134,6 +161,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   wsPingInterval: 30,
   wsMaxConnections: 10_000,
   metrics: true,
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxConnections: 20_000,
+  maxStreamsPerConnection: 1000,
 };
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);

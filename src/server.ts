@@ -175,6 +175,8 @@ export async function startServer(
     // Values are small and hot; compressing every response (watch streams
     // included, once per subscriber) cost more CPU than it saved bytes.
     acceptCompression: [],
+    readMaxBytes: settings.maxMessageBytes,
+    writeMaxBytes: settings.maxMessageBytes,
     routes: (router) => {
       router.service(CommyService, createCommyServiceHandlers(core));
       router.service(IdentityService, createIdentityServiceHandlers(identity));
@@ -218,7 +220,10 @@ export async function startServer(
     http1Sockets.add(socket);
     socket.once("close", () => http1Sockets.delete(socket));
   });
-  const http2 = createHttp2Server(handler);
+  const http2 = createHttp2Server(
+    { settings: { maxConcurrentStreams: settings.maxStreamsPerConnection } },
+    handler,
+  );
   const sessions = new Set<Http2Session>();
   http2.on("session", (session: Http2Session) => {
     sessions.add(session);
@@ -227,6 +232,14 @@ export async function startServer(
   http1.on("upgrade", (request, socket, head) => bridge.handleUpgrade(request, socket, head));
   const listener =
     tls === undefined ? createSniffingListener(http1, http2) : createTlsListener(http1, http2, tls);
+  // Beyond this, new connections are closed as they arrive; open ones go on.
+  listener.maxConnections = settings.maxConnections;
+  listener.on("drop", (info) =>
+    log.warn(
+      { client: info?.remoteAddress, limit: settings.maxConnections },
+      "connection refused (limit)",
+    ),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);

@@ -6,6 +6,7 @@ import type { Suite } from "../lib/suite.js";
 import { apiSuite } from "./api.js";
 import { authSuite } from "./auth.js";
 import { bridgeSuite } from "./bridge.js";
+import { clientSuite } from "./client.js";
 import { opsSuite } from "./ops.js";
 import { shmSuite } from "./shm.js";
 import { streamSuite } from "./stream.js";
@@ -17,4 +18,5 @@ export const suites: readonly Suite[] = [
   streamSuite,
   bridgeSuite,
   opsSuite,
+  clientSuite,
 ];

@@ -201,7 +201,7 @@ function startKeepAlive(open: Set<Tracked>, limits: LegacyBridgeLimits): NodeJS.
     if (pingNow) lastPings = now;
     for (const tracked of open) {
       if (limits.idleTimeoutMs > 0 && now - tracked.lastMessageAt >= limits.idleTimeoutMs) {
-        tracked.ws.close(1000, `idle for ${Math.round(limits.idleTimeoutMs / 1000)} s`);
+        tracked.ws.close(1000, `idle for ${limits.idleTimeoutMs / 1000} s`);
         continue;
       }
       if (!pingNow) continue;

@@ -463,9 +463,15 @@ export class LegacyConnection {
     return { principal: undefined, clientAddress: this.#peer.address };
   }
 
-  /** The caller for a request naming `tenantId`: that tenant's session, else a server admin's. */
+  /**
+   * The caller for a request naming `tenantId`: that tenant's session, else
+   * a server admin's, else any session of the connection — authenticated,
+   * so that what it may not do is PERMISSION_DENIED, as over Connect. Only
+   * a connection without any session is anonymous (UNAUTHORIZED).
+   */
   #callerIn(tenantId: string): Caller {
-    const token = this.#tokens.get(tenantId) ?? this.#adminToken;
+    const token =
+      this.#tokens.get(tenantId) ?? this.#adminToken ?? this.#tokens.values().next().value;
     if (token === undefined) return this.#anonymous();
     return this.#deps.identity.callerFor(`Bearer ${token}`, this.#peer.address);
   }

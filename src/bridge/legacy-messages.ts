@@ -197,8 +197,9 @@ const READERS: { [T in ClientMessageType]: (read: FieldReader) => FieldsOf<T> } 
   DeallocateVariable: variableRef,
   Subscribe: variableRef,
   Unsubscribe: variableRef,
-  Heartbeat: () => ({}),
-  Disconnect: () => ({}),
+  // client_id means nothing to the server, but a wrong type is still a wrong type.
+  Heartbeat: (read) => (read.optionalString("client_id"), {}),
+  Disconnect: (read) => (read.optionalString("client_id"), {}),
   ReportVariableChanges: (read) => ({
     serviceId: read.string("service_id"),
     changedVariables: read.strings("changed_variables"),
