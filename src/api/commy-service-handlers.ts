@@ -76,11 +76,12 @@ export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof 
         data: req.data,
         expectedVersion: versionFromWire(req.expectedVersion),
         createIfMissing: req.createIfMissing,
+        signal: ctx.signal,
       });
       return { version: BigInt(result.version) };
     },
     deallocateVariable: async (req, ctx) => {
-      await core.deallocateVariable(callerOf(ctx), req);
+      await core.deallocateVariable(callerOf(ctx), req, ctx.signal);
       return {};
     },
     listVariables: (req, ctx) => ({

@@ -44,6 +44,8 @@ export interface WriteRequest extends VariableRef {
   expectedVersion?: number;
   /** Create the variable if it does not exist (needs variable.write). */
   createIfMissing?: boolean;
+  /** Ends a wait for a variable held by a local writer (the call's deadline or cancellation). */
+  signal?: AbortSignal;
 }
 
 export interface WriteResult {
@@ -260,14 +262,15 @@ export class CommyCore {
     }
     const options =
       request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion };
-    const version = await withShmErrorsWaitingForLocks(() =>
-      file.write(handle, request.data, options),
+    const version = await withShmErrorsWaitingForLocks(
+      () => file.write(handle, request.data, options),
+      request.signal,
     );
     this.feed.publish(record.serviceId);
     return { version, created: false };
   }
 
-  async deallocateVariable(caller: Caller, ref: VariableRef): Promise<void> {
+  async deallocateVariable(caller: Caller, ref: VariableRef, signal?: AbortSignal): Promise<void> {
     this.#audit.authorize(caller, "variable.write", ref);
     await this.#audit.auditedAsync(
       caller,
@@ -276,7 +279,7 @@ export class CommyCore {
       variableResource(ref),
       async () => {
         const { file, record } = this.#variableService(ref);
-        await withShmErrorsWaitingForLocks(() => file.deallocate(ref.variableName));
+        await withShmErrorsWaitingForLocks(() => file.deallocate(ref.variableName), signal);
         this.feed.publish(record.serviceId);
       },
     );

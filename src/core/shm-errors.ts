@@ -49,18 +49,33 @@ export const LOCK_WAIT_MS = 2_000;
 /**
  * Runs `operation`, translating ShmErrors; while another live process holds
  * the variable's lock, tries again with growing pauses (the event loop stays
- * free) until LOCK_WAIT_MS have passed, then fails with TIMEOUT.
+ * free) until LOCK_WAIT_MS have passed, then fails with TIMEOUT. A call's
+ * `signal` (its deadline, or the client going away) ends the wait sooner:
+ * nothing is written after the caller stopped waiting for the answer.
  */
-export async function withShmErrorsWaitingForLocks<T>(operation: () => T): Promise<T> {
+export async function withShmErrorsWaitingForLocks<T>(
+  operation: () => T,
+  signal?: AbortSignal,
+): Promise<T> {
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    if (signal?.aborted === true) {
+      throw new CommyError(
+        "TIMEOUT",
+        "the call ended (deadline or cancellation) while the variable was held by another writer",
+      );
+    }
     try {
       return operation();
     } catch (error) {
       if (!(error instanceof ShmError)) throw error;
       if (error.code !== "LOCKED" || Date.now() + pause > deadline) throw fromShmError(error);
     }
-    await delay(pause);
+    try {
+      await delay(pause, undefined, signal === undefined ? undefined : { signal });
+    } catch {
+      // Aborted: the check at the top of the loop says so.
+    }
   }
 }
 

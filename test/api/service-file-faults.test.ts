@@ -19,6 +19,7 @@ import {
   errorDetailsOf,
   expectCommyError,
   expectNoServerInternals,
+  rejectionOf,
 } from "../helpers/error-details.js";
 import { TRANSPORTS, type TestServer, startTestServer } from "../helpers/test-server.js";
 import type { ServiceError } from "@grpc/grpc-js";
@@ -171,6 +172,33 @@ describe("TIMEOUT", () => {
     // Once the holder lets go, writes go through again.
     setLock(path, "held", 0);
     expect((await client.writeVariable({ ...ref, data: new Uint8Array([2]) })).version).toBe(2n);
+  });
+
+  it("a write whose deadline passes while it waits for the lock fails and is never applied later", async () => {
+    const client = test.connectClient("connect", "2", { binary: true });
+    const failed = await rejectionOf(
+      client.writeVariable({ ...ref, data: new Uint8Array([9]) }, { timeoutMs: 200 }),
+    );
+    expect(failed.code).toBe(Code.DeadlineExceeded);
+    // The server's side of the call ends at its deadline too, not at the
+    // lock wait's 2 s: its metrics count it among the calls under 1 s.
+    const endedWithin1s = async (): Promise<boolean> => {
+      const text = await (await fetch(`${test.server.url}/metrics`)).text();
+      return text.includes(
+        'commy_rpc_duration_seconds_bucket{le="1",method="/commy.v1.CommyService/WriteVariable"} 1',
+      );
+    };
+    for (let tries = 0; !(await endedWithin1s()); tries++) {
+      if (tries > 300) throw new Error("the server did not end the write at its deadline");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // …so once the holder lets go, nothing from that call lands.
+    setLock(path, "held", 0);
+    const read = await client.readVariable(ref);
+    expect({ data: Buffer.from(read.data).toString(), version: read.version }).toEqual({
+      data: "before",
+      version: 1n,
+    });
   });
 
   it("other calls are served while a write waits for a variable's lock", async () => {
