@@ -40,3 +40,24 @@ export function commyClients(baseUrl: string, bearer?: string): CommyClients {
     close: () => sessionManager.abort(),
   };
 }
+
+/** Creates, as the admin, a tenant, a service in it and a variable of `bytes` bytes; returns the service id. */
+export async function createBenchVariable(
+  baseUrl: string,
+  adminToken: string,
+  ref: { tenantId: string; serviceName: string; variableName: string },
+  bytes: number,
+): Promise<string> {
+  const clients = commyClients(baseUrl, adminToken);
+  try {
+    const { commy } = clients;
+    await commy.createTenant({ tenantId: ref.tenantId });
+    const created = await commy.createService(ref);
+    await commy.allocateVariable({ ...ref, initialData: new Uint8Array(bytes).fill(7) });
+    const serviceId = created.service?.serviceId ?? "";
+    if (serviceId === "") throw new Error("set-up: CreateService returned no service_id");
+    return serviceId;
+  } finally {
+    clients.close();
+  }
+}

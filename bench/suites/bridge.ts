@@ -9,16 +9,12 @@
  * (bench/suites/bridge-client.ts) pinned to the other. Every loop is
  * bounded by a count or a duration.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pinPlan } from "../lib/affinity.js";
 import { BenchChild } from "../lib/child.js";
-import { commyClients } from "../lib/commy-client.js";
+import { createBenchVariable } from "../lib/commy-client.js";
 import { CommyServerProcess } from "../lib/commy-server.js";
-import { sourceNote, sourceState } from "../lib/source-state.js";
 import { median, percentile } from "../lib/stats.js";
 import { type Metric, type Suite, type SuiteContext, metricFromRuns } from "../lib/suite.js";
+import { suiteWorkspace } from "../lib/workspace.js";
 
 const CLIENT_SCRIPT = new URL("./bridge-client.ts", import.meta.url);
 const VALUE_BYTES = 64;
@@ -43,14 +39,8 @@ export const bridgeSuite: Suite = {
   async run(context) {
     const wants = (part: string): boolean =>
       context.parts.length === 0 || context.parts.includes(part);
-    const dir = mkdtempSync(join(process.env.COMMY_BENCH_DIR ?? tmpdir(), "commy-bench-bridge-"));
-    const notes: string[] = [];
-    const source = sourceState();
-    const changed = sourceNote(source);
-    if (changed !== undefined) notes.push(changed);
-    const plan = pinPlan();
-    const pinned = "skipped" in plan ? undefined : plan;
-    if (pinned === undefined && "skipped" in plan) notes.push(`not pinned: ${plan.skipped}`);
+    const workspace = suiteWorkspace("bridge");
+    const { dir, notes, source, pinned } = workspace;
     let server: CommyServerProcess | undefined;
     let client: BenchChild | undefined;
     try {
@@ -87,29 +77,16 @@ export const bridgeSuite: Suite = {
     } finally {
       await client?.stop();
       await server?.stop();
-      rmSync(dir, { recursive: true, force: true });
+      workspace.remove();
     }
   },
 };
 
 async function setUp(server: CommyServerProcess): Promise<Target> {
-  const clients = commyClients(server.baseUrl, server.adminToken);
-  try {
-    const { commy } = clients;
-    await commy.createTenant({ tenantId: TENANT });
-    const created = await commy.createService({ tenantId: TENANT, serviceName: SERVICE });
-    await commy.allocateVariable({
-      tenantId: TENANT,
-      serviceName: SERVICE,
-      variableName: VARIABLE,
-      initialData: new Uint8Array(VALUE_BYTES).fill(7),
-    });
-    const serviceId = created.service?.serviceId ?? "";
-    if (serviceId === "") throw new Error("set-up: CreateService returned no service_id");
-    return { serviceId };
-  } finally {
-    clients.close();
-  }
+  const ref = { tenantId: TENANT, serviceName: SERVICE, variableName: VARIABLE };
+  return {
+    serviceId: await createBenchVariable(server.baseUrl, server.adminToken, ref, VALUE_BYTES),
+  };
 }
 
 async function sequential(

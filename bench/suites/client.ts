@@ -8,16 +8,12 @@
  * (bench/suites/client-reader.ts) pinned to the other. Every loop is
  * bounded by a count.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pinPlan } from "../lib/affinity.js";
 import { BenchChild } from "../lib/child.js";
-import { commyClients } from "../lib/commy-client.js";
+import { createBenchVariable } from "../lib/commy-client.js";
 import { CommyServerProcess } from "../lib/commy-server.js";
-import { sourceNote, sourceState } from "../lib/source-state.js";
 import { median, percentile } from "../lib/stats.js";
 import { type Metric, type Suite, metricFromRuns } from "../lib/suite.js";
+import { suiteWorkspace } from "../lib/workspace.js";
 
 const CLIENT_SCRIPT = new URL("./client-reader.ts", import.meta.url);
 const VALUE_BYTES = 64;
@@ -34,14 +30,8 @@ export const clientSuite: Suite = {
   name: "client",
   description: "CommyClient vs the raw generated client: ReadVariable p50",
   async run(context) {
-    const dir = mkdtempSync(join(process.env.COMMY_BENCH_DIR ?? tmpdir(), "commy-bench-client-"));
-    const notes: string[] = [];
-    const source = sourceState();
-    const changed = sourceNote(source);
-    if (changed !== undefined) notes.push(changed);
-    const plan = pinPlan();
-    const pinned = "skipped" in plan ? undefined : plan;
-    if (pinned === undefined && "skipped" in plan) notes.push(`not pinned: ${plan.skipped}`);
+    const workspace = suiteWorkspace("client");
+    const { dir, notes, source, pinned } = workspace;
     let server: CommyServerProcess | undefined;
     let client: BenchChild | undefined;
     try {
@@ -93,26 +83,14 @@ export const clientSuite: Suite = {
     } finally {
       await client?.stop();
       await server?.stop();
-      rmSync(dir, { recursive: true, force: true });
+      workspace.remove();
     }
   },
 };
 
 async function setUp(server: CommyServerProcess): Promise<void> {
-  const clients = commyClients(server.baseUrl, server.adminToken);
-  try {
-    const { commy } = clients;
-    await commy.createTenant({ tenantId: TENANT });
-    await commy.createService({ tenantId: TENANT, serviceName: SERVICE });
-    await commy.allocateVariable({
-      tenantId: TENANT,
-      serviceName: SERVICE,
-      variableName: VARIABLE,
-      initialData: new Uint8Array(VALUE_BYTES).fill(7),
-    });
-  } finally {
-    clients.close();
-  }
+  const ref = { tenantId: TENANT, serviceName: SERVICE, variableName: VARIABLE };
+  await createBenchVariable(server.baseUrl, server.adminToken, ref, VALUE_BYTES);
 }
 
 function metricsOf(runs: readonly { raw: number[]; client: number[] }[]): Metric[] {

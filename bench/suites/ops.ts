@@ -5,15 +5,11 @@
  * 16 calls in flight on one HTTP/2 connection, the server pinned to one
  * CPU and h2load to the other).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { CommyService } from "../../gen/commy/v1/commy_service_pb.js";
-import { pinPlan } from "../lib/affinity.js";
-import { commyClients } from "../lib/commy-client.js";
+import { createBenchVariable } from "../lib/commy-client.js";
 import { CommyServerProcess } from "../lib/commy-server.js";
-import { sourceNote, sourceState } from "../lib/source-state.js";
 import type { Suite } from "../lib/suite.js";
+import { suiteWorkspace } from "../lib/workspace.js";
 import {
   caseDetails,
   cpuMetric,
@@ -36,13 +32,8 @@ export const opsSuite: Suite = {
   name: "ops",
   description: "cost of metrics and info logging on ReadVariable throughput (on vs off)",
   async run(context) {
-    const dir = mkdtempSync(join(process.env.COMMY_BENCH_DIR ?? tmpdir(), "commy-bench-ops-"));
-    const notes: string[] = [];
-    const source = sourceState();
-    const changed = sourceNote(source);
-    if (changed !== undefined) notes.push(changed);
-    const plan = pinPlan();
-    const pinned = "skipped" in plan ? undefined : plan;
+    const workspace = suiteWorkspace("ops");
+    const { dir, notes, source, plan, pinned } = workspace;
     const servers: CommyServerProcess[] = [];
     try {
       const load = loadGenerator(dir, context.log, pinned?.writer);
@@ -126,23 +117,12 @@ export const opsSuite: Suite = {
       };
     } finally {
       for (const server of servers) await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      workspace.remove();
     }
   },
 };
 
 async function setUp(server: CommyServerProcess): Promise<void> {
-  const clients = commyClients(server.baseUrl, server.adminToken);
-  try {
-    await clients.commy.createTenant({ tenantId: TENANT });
-    await clients.commy.createService({ tenantId: TENANT, serviceName: SERVICE });
-    await clients.commy.allocateVariable({
-      tenantId: TENANT,
-      serviceName: SERVICE,
-      variableName: "read64",
-      initialData: new Uint8Array(VALUE_BYTES).fill(7),
-    });
-  } finally {
-    clients.close();
-  }
+  const ref = { tenantId: TENANT, serviceName: SERVICE, variableName: "read64" };
+  await createBenchVariable(server.baseUrl, server.adminToken, ref, VALUE_BYTES);
 }
