@@ -5,10 +5,14 @@
 #include <v8.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -56,22 +60,25 @@ bool ReadWholeNumber(Isolate* isolate, Local<Value> value, double max, double* o
 }
 
 // Resolves (sab, byteOffset) to an aligned 32-bit word inside the buffer.
+// `keep`, when given, receives the backing store for a thread that outlives
+// the call; without it no shared_ptr is made (two atomic reference-count
+// operations that every wait and wake would pay).
 uint32_t* WordAt(Isolate* isolate, Local<Value> buffer, Local<Value> offset,
                  std::shared_ptr<BackingStore>* keep) {
   if (!buffer->IsSharedArrayBuffer()) {
     ThrowTypeError(isolate, "expected a SharedArrayBuffer");
     return nullptr;
   }
-  std::shared_ptr<BackingStore> store = buffer.As<SharedArrayBuffer>()->GetBackingStore();
+  Local<SharedArrayBuffer> sab = buffer.As<SharedArrayBuffer>();
+  double length = static_cast<double>(sab->ByteLength());
   double byte_offset = 0;
-  if (!ReadWholeNumber(isolate, offset, static_cast<double>(store->ByteLength()), &byte_offset) ||
-      static_cast<uint64_t>(byte_offset) % 4 != 0 ||
-      byte_offset + 4 > static_cast<double>(store->ByteLength())) {
+  if (!ReadWholeNumber(isolate, offset, length, &byte_offset) ||
+      static_cast<uint64_t>(byte_offset) % 4 != 0 || byte_offset + 4 > length) {
     ThrowRangeError(isolate, "word offset must be a multiple of 4 inside the buffer");
     return nullptr;
   }
-  if (keep != nullptr) *keep = store;
-  return reinterpret_cast<uint32_t*>(static_cast<char*>(store->Data()) +
+  if (keep != nullptr) *keep = sab->GetBackingStore();
+  return reinterpret_cast<uint32_t*>(static_cast<char*>(sab->Data()) +
                                      static_cast<size_t>(byte_offset));
 }
 
@@ -111,6 +118,102 @@ platform::WaitResult SleepWhileEqual(uint32_t* word, uint32_t* waiters, uint32_t
   return result;
 }
 
+// Faults pages of mappings in on one background thread, ahead of the
+// owner's allocations: the first touch of a fresh page costs from
+// microseconds to milliseconds (on a VM the host may back the guest's memory
+// only then), which allocate() would otherwise pay on the event loop.
+//
+// Each page is touched with an atomic add of 0 to one word: a write fault
+// that makes the page resident and writable without changing a byte, even
+// under a concurrent writer. Touching page by page (rather than one
+// madvise(MADV_POPULATE_WRITE) over the range) never holds the process's
+// mmap lock, which V8 needs exclusively for every change to its own
+// mappings. Because a touch of a released mapping would be a write to a
+// read-only page, release() cancels the mapping's jobs first (Cancel).
+class Prefaulter {
+ public:
+  static void Request(std::shared_ptr<BackingStore> store, size_t offset, size_t length) {
+    Prefaulter* self = Instance();
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      self->jobs_.push_back(Job{std::move(store), offset, length});
+    }
+    self->changed_.notify_all();
+  }
+
+  // Returns once no job touches the mapping at `data` and none is queued.
+  static void Cancel(void* data) {
+    Prefaulter* self = Instance();
+    std::deque<Job> dropped;  // destroyed outside the lock
+    std::unique_lock<std::mutex> lock(self->mutex_);
+    for (auto it = self->jobs_.begin(); it != self->jobs_.end();) {
+      if (it->store->Data() == data) {
+        dropped.push_back(std::move(*it));
+        it = self->jobs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (self->current_ != data) return;
+    self->cancel_.store(true);
+    self->changed_.wait(lock, [self, data] { return self->current_ != data; });
+  }
+
+ private:
+  struct Job {
+    std::shared_ptr<BackingStore> store;  // keeps the mapping alive until done
+    size_t offset;
+    size_t length;
+  };
+
+  // Created on first use and never destroyed: the thread may still run while
+  // static destructors do at exit.
+  static Prefaulter* Instance() {
+    static Prefaulter* instance = [] {
+      Prefaulter* created = new Prefaulter();
+      std::thread([created] { created->Run(); }).detach();
+      return created;
+    }();
+    return instance;
+  }
+
+  void Run() {
+    // Background work: on a busy machine it must not take the CPU from the
+    // event loop it works for.
+    platform::LowerThisThreadPriority();
+    const size_t page = platform::PageSize();
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [this] { return !jobs_.empty(); });
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        current_ = job.store->Data();
+      }
+      uintptr_t base = reinterpret_cast<uintptr_t>(current_);
+      uintptr_t first = (base + job.offset + page - 1) & ~(page - 1);
+      for (uintptr_t at = first; at < base + job.offset + job.length; at += page) {
+        if (cancel_.load(std::memory_order_relaxed)) break;
+        __atomic_fetch_add(reinterpret_cast<uint32_t*>(at), 0, __ATOMIC_RELAXED);
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        current_ = nullptr;
+        cancel_.store(false);
+      }
+      changed_.notify_all();
+      job.store.reset();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;  // a job queued, or the current one ended
+  std::deque<Job> jobs_;
+  void* current_ = nullptr;  // the mapping the thread is touching
+  std::atomic<bool> cancel_{false};
+};
+
 void MappingDeleter(void* data, size_t length, void* /*deleter_data*/) {
   platform::Unmap(data, length);
 }
@@ -145,6 +248,7 @@ void Release(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   if (!args[0]->IsSharedArrayBuffer()) return ThrowTypeError(isolate, "expected a SharedArrayBuffer");
   std::shared_ptr<BackingStore> store = args[0].As<SharedArrayBuffer>()->GetBackingStore();
+  Prefaulter::Cancel(store->Data());
   int error = platform::ReleaseMapping(store->Data(), store->ByteLength());
   if (error != 0) isolate->ThrowException(node::ErrnoException(isolate, error, "mmap"));
 }
@@ -179,9 +283,13 @@ void Wake(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(platform::WakeWord(word, static_cast<int>(count)));
 }
 
+// What waitSync returns (src/shm/native.ts has the same numbers): a number,
+// because making a string per call cost a busy reader an allocation.
+enum WaitCode { kOk = 0, kNotEqual = 1, kTimedOut = 2 };
+
 // waitSync(sab, byteOffset, expected, timeoutMs, spinMicros, waitersOffset)
-//   -> "ok" | "not-equal" | "timed-out". Blocks the calling thread: for
-//   worker threads and measurements, never for the main event loop.
+//   -> a WaitCode. Blocks the calling thread: for worker threads and
+//   measurements, never for the main event loop.
 void WaitSync(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   uint32_t* word = WordAt(isolate, args[0], args[1], nullptr);
@@ -201,19 +309,34 @@ void WaitSync(const FunctionCallbackInfo<Value>& args) {
   if (!args[4]->IsUndefined() && !ReadWholeNumber(isolate, args[4], 1e9, &spin_us)) {
     return ThrowRangeError(isolate, "spin must be a whole number of microseconds");
   }
-  auto answer = [&](const char* text) {
-    args.GetReturnValue().Set(String::NewFromUtf8(isolate, text).ToLocalChecked());
-  };
+  auto answer = [&](WaitCode code) { args.GetReturnValue().Set(static_cast<int32_t>(code)); };
   uint32_t value = static_cast<uint32_t>(expected);
-  if (LoadWord(word) != value) return answer("not-equal");
-  if (SpinWhileEqual(word, value, static_cast<int64_t>(spin_us * 1000))) return answer("ok");
+  if (LoadWord(word) != value) return answer(kNotEqual);
+  if (SpinWhileEqual(word, value, static_cast<int64_t>(spin_us * 1000))) return answer(kOk);
   int64_t deadline = timeout_ms < 0 ? -1 : NowNs() + static_cast<int64_t>(timeout_ms * 1e6);
   while (LoadWord(word) == value) {
     int64_t remaining = deadline < 0 ? -1 : deadline - NowNs();
-    if (deadline >= 0 && remaining <= 0) return answer("timed-out");
+    if (deadline >= 0 && remaining <= 0) return answer(kTimedOut);
     SleepWhileEqual(word, waiters, value, remaining);
   }
-  answer("ok");
+  answer(kOk);
+}
+
+// prefault(sab, byteOffset, length): queues the range for the background
+// thread and returns at once. A hint: nothing breaks if it is never done.
+void Prefault(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsSharedArrayBuffer()) return ThrowTypeError(isolate, "expected a SharedArrayBuffer");
+  std::shared_ptr<BackingStore> store = args[0].As<SharedArrayBuffer>()->GetBackingStore();
+  double limit = static_cast<double>(store->ByteLength());
+  double offset = 0;
+  double length = 0;
+  if (!ReadWholeNumber(isolate, args[1], limit, &offset) ||
+      !ReadWholeNumber(isolate, args[2], limit, &length) || offset + length > limit) {
+    return ThrowRangeError(isolate, "prefault range must lie inside the buffer");
+  }
+  if (length == 0) return;
+  Prefaulter::Request(std::move(store), static_cast<size_t>(offset), static_cast<size_t>(length));
 }
 
 // A thread that sleeps on one word and tells JavaScript, through a libuv
@@ -366,6 +489,7 @@ void Init(Local<Object> exports, Local<Value> /*module*/, Local<Context> context
   SetMethod(isolate, context, exports, "mapShared", MapShared);
   SetMethod(isolate, context, exports, "release", Release);
   SetMethod(isolate, context, exports, "sync", Sync);
+  SetMethod(isolate, context, exports, "prefault", Prefault);
   SetMethod(isolate, context, exports, "wake", Wake);
   SetMethod(isolate, context, exports, "waitSync", WaitSync);
   SetMethod(isolate, context, exports, "watch", Watcher::Start);

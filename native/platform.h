@@ -31,6 +31,13 @@ int ReleaseMapping(void* address, size_t length);
 
 int Unmap(void* address, size_t length);
 
+// The size of a page of memory.
+size_t PageSize();
+
+// Makes the calling thread yield to every other thread of normal priority
+// (Linux: nice 19 for this thread alone). Best effort.
+void LowerThisThreadPriority();
+
 // Flushes [address, address + length) to the file; address is rounded down
 // to a page. Returns 0 or errno.
 int SyncRange(void* address, size_t length);

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -78,11 +79,13 @@ int ReleaseMapping(void* address, size_t length) {
 
 int Unmap(void* address, size_t length) { return munmap(address, length) == 0 ? 0 : errno; }
 
-int SyncRange(void* address, size_t length) {
-  uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t start = reinterpret_cast<uintptr_t>(address) & ~(page - 1);
-  uintptr_t end = reinterpret_cast<uintptr_t>(address) + length;
-  return msync(reinterpret_cast<void*>(start), end - start, MS_SYNC) == 0 ? 0 : errno;
+size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+
+void LowerThisThreadPriority() {
+#if defined(__linux__)
+  // On Linux a nice value belongs to a thread, named by its id.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+#endif
 }
 
 }  // namespace platform

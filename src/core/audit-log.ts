@@ -59,7 +59,13 @@ export class AuditLog {
     });
   }
 
-  /** Runs `operation` and records its outcome (ok, or failed with the error code). */
+  /**
+   * Runs `operation` and records its outcome (ok, or failed with the error
+   * code). The store rows `operation` writes and its ok row are one
+   * transaction: one commit instead of two, and never a change without its
+   * record. Effects outside the store belong after this returns, or must be
+   * undone by the caller when it throws.
+   */
   audited<T>(
     caller: Caller,
     action: string,
@@ -69,9 +75,11 @@ export class AuditLog {
   ): T {
     const entry = { action, tenantId, resource };
     try {
-      const result = operation();
-      this.record(caller, { ...entry, outcome: "ok" });
-      return result;
+      return this.store.transaction(() => {
+        const result = operation();
+        this.record(caller, { ...entry, outcome: "ok" });
+        return result;
+      });
     } catch (error) {
       this.#recordFailure(caller, entry, error);
       throw error;

@@ -4,7 +4,6 @@
  * order: authenticated → permitted → valid → exists, then acts. Transports
  * only translate; no rule lives anywhere else.
  */
-import { randomUUID } from "node:crypto";
 import type { OwnedServiceFile, VariableInfo } from "../shm/index.js";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "../store/control-store.js";
 import { mayDoOnService, permits } from "./authorizer.js";
@@ -138,13 +137,16 @@ export class CommyCore {
   deleteTenant(caller: Caller, tenantId: string): void {
     this.#audit.authorize(caller, "tenant.delete", { tenantId });
     validateName("tenant", tenantId);
-    this.#audit.audited(caller, "tenant.delete", tenantId, tenantId, () => {
-      const services = this.#store.deleteTenant(tenantId);
-      if (services === undefined) throw notFound(`tenant ${tenantId}`);
-      for (const service of services) this.#forget(service);
-      this.#services.delete(tenantId);
-      this.#onTenantDeleted(tenantId);
+    const services = this.#audit.audited(caller, "tenant.delete", tenantId, tenantId, () => {
+      const deleted = this.#store.deleteTenant(tenantId);
+      if (deleted === undefined) throw notFound(`tenant ${tenantId}`);
+      return deleted;
     });
+    // Only once the rows and the audit row are committed: rows first, then
+    // the files (a crash in between leaves orphan files, removed at start-up).
+    for (const service of services) this.#forget(service);
+    this.#services.delete(tenantId);
+    this.#onTenantDeleted(tenantId);
   }
 
   // ---- services ----
@@ -152,32 +154,47 @@ export class CommyCore {
   createService(caller: Caller, ref: ServiceRef): ServiceRecord {
     const principal = this.#audit.authorize(caller, "service.create", ref);
     validateServiceRef(ref);
-    return this.#audit.audited(caller, "service.create", ref.tenantId, serviceResource(ref), () =>
-      this.#createService(principal.id, ref),
-    );
+    let created: LiveService | undefined;
+    try {
+      created = this.#audit.audited(
+        caller,
+        "service.create",
+        ref.tenantId,
+        serviceResource(ref),
+        () => (created = this.#createService(principal.id, ref)),
+      );
+    } catch (error) {
+      // The row and its audit row did not commit (the store failed after
+      // the insert): the file made for it belongs to no service.
+      if (created !== undefined) this.#files.remove(created.record.serviceId);
+      throw error;
+    }
+    this.#remember(created);
+    return created.record;
   }
 
-  #createService(createdBy: string, ref: ServiceRef): ServiceRecord {
+  /** Makes the file and inserts the row; the row commits with its audit row after this. */
+  #createService(createdBy: string, ref: ServiceRef): LiveService {
     this.#tenant(ref.tenantId);
     if (this.#services.get(ref.tenantId)?.has(ref.serviceName) === true) {
       throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
     }
+    // File first, then the row: a crash in between leaves an orphan file,
+    // which start-up removes; never a row without its file. The file comes
+    // ready-made under a fresh id, which becomes the service's id.
+    const file = withShmErrors(() => this.#files.claim());
     const record: ServiceRecord = {
-      serviceId: randomUUID(),
+      serviceId: file.serviceId,
       tenantId: ref.tenantId,
       serviceName: ref.serviceName,
       createdBy,
       createdAt: this.#now(),
     };
-    // File first, then the row: a crash in between leaves an orphan file,
-    // which start-up removes; never a row without its file.
-    const file = withShmErrors(() => this.#files.create(record.serviceId));
     if (!this.#store.insertService(record)) {
       this.#files.remove(record.serviceId);
       throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
     }
-    this.#remember({ record, file });
-    return record;
+    return { record, file };
   }
 
   getService(caller: Caller, ref: ServiceRef): ServiceRecord {
@@ -202,12 +219,19 @@ export class CommyCore {
   deleteService(caller: Caller, ref: ServiceRef): void {
     this.#audit.authorize(caller, "service.delete", ref);
     validateServiceRef(ref);
-    this.#audit.audited(caller, "service.delete", ref.tenantId, serviceResource(ref), () => {
-      this.#service(ref);
-      // Row first, then the file: a crash in between leaves an orphan file.
-      const record = this.#store.deleteService(ref.tenantId, ref.serviceName);
-      if (record !== undefined) this.#forget(record);
-    });
+    const record = this.#audit.audited(
+      caller,
+      "service.delete",
+      ref.tenantId,
+      serviceResource(ref),
+      () => {
+        this.#service(ref);
+        return this.#store.deleteService(ref.tenantId, ref.serviceName);
+      },
+    );
+    // Only once the row and the audit row are committed: row first, then the
+    // file (a crash in between leaves an orphan file, removed at start-up).
+    if (record !== undefined) this.#forget(record);
   }
 
   // ---- variables ----

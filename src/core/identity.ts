@@ -142,24 +142,26 @@ export class Identity {
     }
     const ttl = this.#now() + this.#sessionTtlMs;
     const expiresAt = Math.min(ttl, principal.expiresAt ?? ttl);
-    const session = this.#openSession(
-      tenantId,
-      principal.principal,
-      expiresAt,
-      principal.ephemeral,
-      undefined,
-    );
-    this.#audit.record(
-      { ...caller, principal: principal.principal },
-      {
-        action: "auth.login",
+    // The session row and its audit row in one commit, not two.
+    return this.#store.transaction(() => {
+      const session = this.#openSession(
         tenantId,
-        resource: tenantId,
-        outcome: "ok",
-        detail: credential.kind,
-      },
-    );
-    return session;
+        principal.principal,
+        expiresAt,
+        principal.ephemeral,
+      );
+      this.#audit.record(
+        { ...caller, principal: principal.principal },
+        {
+          action: "auth.login",
+          tenantId,
+          resource: tenantId,
+          outcome: "ok",
+          detail: credential.kind,
+        },
+      );
+      return session;
+    });
   }
 
   /** A new session token for a valid one, which stops working; streams opened with it go on. */
@@ -175,28 +177,33 @@ export class Identity {
       });
       throw new CommyError("UNAUTHORIZED", "the session is not valid");
     }
-    this.#forgetToken(token, false);
-    this.#store.deleteSession(sha256Hex(token));
     const ephemeral = stored.grantsJson !== undefined;
     // A JWT or custom session never outlives what it was issued for: its
     // refreshes keep the first expiry; a stored principal's get a new hour.
     const expiresAt = ephemeral ? stored.expiresAt : this.#now() + this.#sessionTtlMs;
-    const session = this.#openSession(
-      stored.tenantId,
-      resolved.principal,
+    // The old session out, the new one in and the audit row: one commit.
+    const session = this.#store.transaction(() => {
+      this.#store.deleteSession(sha256Hex(token));
+      const opened = this.#openSession(stored.tenantId, resolved.principal, expiresAt, ephemeral);
+      this.#audit.record(
+        { ...caller, principal: resolved.principal },
+        {
+          action: "auth.refresh",
+          tenantId: stored.tenantId,
+          resource: resolved.principal.id,
+          outcome: "ok",
+        },
+      );
+      return opened;
+    });
+    // Once committed. Cached now, not at first use, because streams opened
+    // with the old token go on under its controller.
+    this.#cache(session.token, {
+      principal: resolved.principal,
       expiresAt,
-      ephemeral,
-      resolved.controller,
-    );
-    this.#audit.record(
-      { ...caller, principal: resolved.principal },
-      {
-        action: "auth.refresh",
-        tenantId: stored.tenantId,
-        resource: resolved.principal.id,
-        outcome: "ok",
-      },
-    );
+      controller: resolved.controller,
+    });
+    this.#forgetToken(token, false);
     return session;
   }
 
@@ -215,14 +222,16 @@ export class Identity {
       });
       throw new CommyError("UNAUTHORIZED", "logout needs a valid session token");
     }
-    this.#store.deleteSession(sha256Hex(token));
-    this.#forgetToken(token, true);
-    this.#audit.record(caller, {
-      action: "auth.logout",
-      tenantId: caller.principal?.tenantId,
-      resource: caller.principal?.id ?? "",
-      outcome: "ok",
+    this.#store.transaction(() => {
+      this.#store.deleteSession(sha256Hex(token));
+      this.#audit.record(caller, {
+        action: "auth.logout",
+        tenantId: caller.principal?.tenantId,
+        resource: caller.principal?.id ?? "",
+        outcome: "ok",
+      });
     });
+    this.#forgetToken(token, true);
   }
 
   /** Who the caller is. */
@@ -521,9 +530,10 @@ export class Identity {
       if (this.#store.getPrincipal(principalId) === undefined)
         throw notFound(`principal ${principalName} in tenant ${tenantId}`);
       change({ principalId, tenantId, permission, servicePrefix });
-      const shared = this.#principals.get(principalId);
-      if (shared !== undefined) shared.grants = this.#grantsOf(principalId);
     });
+    // Once committed, so that callers never hold grants the store has not.
+    const shared = this.#principals.get(principalId);
+    if (shared !== undefined) shared.grants = this.#grantsOf(principalId);
   }
 
   #grantsOf(principalId: string): Grant[] {
@@ -558,19 +568,21 @@ export class Identity {
     if (credential.kind === "api_key" && credential.key === this.#adminToken) {
       return { principal: SERVER_ADMIN, ephemeral: false };
     }
-    if (
-      describeInvalidName("tenant", tenantId) !== undefined ||
-      this.#store.getTenant(tenantId) === undefined
-    ) {
-      return undefined;
+    if (describeInvalidName("tenant", tenantId) !== undefined) return undefined;
+    if (credential.kind === "api_key") {
+      // Resolved as the same key sent as a bearer is: checked against the
+      // store and hashed once, then a map lookup until it is revoked. No
+      // look-up of the tenant: a key lives only as long as its tenant
+      // (deleting a tenant deletes its keys and forgets their resolutions).
+      const principal = credential.key.startsWith(API_KEY_PREFIX)
+        ? this.#resolve(credential.key)?.principal
+        : undefined;
+      return principal !== undefined && principal.tenantId === tenantId
+        ? { principal, ephemeral: false }
+        : undefined;
     }
+    if (this.#store.getTenant(tenantId) === undefined) return undefined;
     switch (credential.kind) {
-      case "api_key": {
-        const principal = this.#verifyApiKey(credential.key);
-        return principal !== undefined && principal.tenantId === tenantId
-          ? { principal, ephemeral: false }
-          : undefined;
-      }
       case "password": {
         if (
           credential.password.length > MAX_SECRET_LENGTH ||
@@ -635,12 +647,12 @@ export class Identity {
     return this.#principal(record.principalId);
   }
 
+  /** Stores a new session; it is cached at its first use (#lookup), not before. */
   #openSession(
     tenantId: string,
     principal: Principal,
     expiresAt: number,
     ephemeral: boolean,
-    controller: AbortController | undefined,
   ): Session {
     const token = newSessionToken();
     this.#store.insertSession({
@@ -650,9 +662,6 @@ export class Identity {
       grantsJson: ephemeral ? JSON.stringify(principal.grants) : undefined,
       expiresAt,
     });
-    // A new login is cached at its first use (#lookup); a refreshed one now,
-    // because streams opened with the old token go on under its controller.
-    if (controller !== undefined) this.#cache(token, { principal, expiresAt, controller });
     return { token, expiresAt, principal };
   }
 

@@ -1,13 +1,27 @@
 /**
  * Internal: the server's open service files, one per service, named by the
  * service's id (never by a raw name) under <data-dir>/services/.
+ *
+ * Making a file (open, ftruncate, a 1 GiB mapping, header, ring and index)
+ * and unmapping and unlinking one cost more than the store rows of a
+ * service, so neither happens on the request path: a few spare files are
+ * kept ready, each under a fresh service id that the next new service
+ * takes, and a deleted service's file is marked deleted at once (what local
+ * mappers watch) but closed and unlinked a moment later. Both leave files
+ * no service owns after a crash, which reconcile() removes at start-up.
  */
+import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { OwnedServiceFile } from "../shm/index.js";
 import type { ServiceRecord } from "../store/control-store.js";
 
 const SUFFIX = ".commy";
+/**
+ * Spare files kept ready: as many as the creates that usually arrive
+ * together (one event-loop turn's worth), so that a burst finds them made.
+ */
+const SPARE_FILES = 8;
 
 /** How service files are sized. */
 export interface ServiceFileLimits {
@@ -28,6 +42,12 @@ export class ServiceFileRegistry {
   readonly #dir: string;
   readonly #limits: ServiceFileLimits;
   readonly #open = new Map<string, OwnedServiceFile>();
+  /** Made, empty and ready, each under its own fresh service id; no service owns them yet. */
+  readonly #spares: OwnedServiceFile[] = [];
+  /** Deleted services' files (marked deleted), still to close and unlink. */
+  readonly #doomed: { path: string; file: OwnedServiceFile | undefined }[] = [];
+  /** The pending turn that does the deferred work, if any. */
+  #upkeep: NodeJS.Immediate | undefined;
 
   constructor(dataDir: string, limits: ServiceFileLimits = {}) {
     this.#dir = join(dataDir, "services");
@@ -42,11 +62,19 @@ export class ServiceFileRegistry {
 
   /** Creates and opens a new, empty file for a service. */
   create(serviceId: string): OwnedServiceFile {
-    const file = OwnedServiceFile.create(this.pathOf(serviceId), {
-      serviceId,
-      ...this.#limits,
-    });
+    const file = this.#make(serviceId);
     this.#open.set(serviceId, file);
+    return file;
+  }
+
+  /**
+   * A new, empty file under a fresh service id (its `serviceId`), for a new
+   * service to take: a spare one when there is one, made now otherwise.
+   */
+  claim(): OwnedServiceFile {
+    const file = this.#spares.pop() ?? this.#make(randomUUID());
+    this.#open.set(file.serviceId, file);
+    this.#scheduleUpkeep();
     return file;
   }
 
@@ -55,15 +83,24 @@ export class ServiceFileRegistry {
     return this.#open.get(serviceId);
   }
 
-  /** Marks a service's file deleted (local mappers let go), closes and unlinks it. */
+  /**
+   * Marks a service's file deleted now (local mappers let go); closes and
+   * unlinks it off the request path, in the next upkeep turn.
+   */
   remove(serviceId: string): void {
     const file = this.#open.get(serviceId);
     this.#open.delete(serviceId);
-    if (file !== undefined) {
-      file.markDeleted();
-      file.close();
+    file?.markDeleted();
+    this.#doomed.push({ path: this.pathOf(serviceId), file });
+    this.#scheduleUpkeep();
+  }
+
+  /** Closes and unlinks the files of deleted services now instead of in the next upkeep turn. */
+  finishRemovals(): void {
+    for (let next = this.#doomed.shift(); next !== undefined; next = this.#doomed.shift()) {
+      next.file?.close();
+      unlinkUnowned(next.path);
     }
-    unlinkSync(this.pathOf(serviceId));
   }
 
   /**
@@ -97,8 +134,52 @@ export class ServiceFileRegistry {
     return result;
   }
 
+  /** Closes every file; deleted services' and spare files are unlinked first. */
   closeAll(): void {
+    if (this.#upkeep !== undefined) clearImmediate(this.#upkeep);
+    this.#upkeep = undefined;
+    this.finishRemovals();
+    for (const spare of this.#spares.splice(0)) {
+      spare.close();
+      unlinkUnowned(spare.path);
+    }
     for (const file of this.#open.values()) file.close();
     this.#open.clear();
+  }
+
+  #make(serviceId: string): OwnedServiceFile {
+    return OwnedServiceFile.create(this.pathOf(serviceId), { serviceId, ...this.#limits });
+  }
+
+  #scheduleUpkeep(): void {
+    this.#upkeep ??= setImmediate(() => this.#doUpkeep());
+  }
+
+  /**
+   * Removals first (they free what spares use), then one spare per turn so
+   * that calls that arrive meanwhile wait for one file at most. Failures
+   * here are not any caller's: a removal left undone is repaired at the
+   * next start, and a spare not made is made by the claim that needs it.
+   */
+  #doUpkeep(): void {
+    this.#upkeep = undefined;
+    try {
+      this.finishRemovals();
+      if (this.#spares.length < SPARE_FILES) {
+        this.#spares.push(this.#make(randomUUID()));
+        if (this.#spares.length < SPARE_FILES) this.#scheduleUpkeep();
+      }
+    } catch {
+      // See above: nothing to report to, and nothing lost.
+    }
+  }
+}
+
+/** Unlinks a file no service owns; one left behind is removed by the next start's reconcile(). */
+function unlinkUnowned(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone, or left for reconcile(): nobody is waiting for it.
   }
 }

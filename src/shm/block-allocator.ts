@@ -22,9 +22,38 @@ export function blockOrder(bytes: number): number {
   return 32 - Math.clz32(bytes - 1);
 }
 
+/** Orders of blocks a heap below 4 GiB can hold (2^31 at most). */
+const ORDERS = 32;
+/**
+ * 2^order by table: heap offsets pass 2^31, beyond JS's 32-bit operators,
+ * and `2 ** order` and `%` on such numbers compile to calls (they were half
+ * of allocate()'s time).
+ */
+const SIZE_OF_ORDER = Array.from({ length: ORDERS + 1 }, (_, order) => 2 ** order);
+
+/** The largest power of two dividing `n` (0 < n < 2^32). */
+function alignmentOf(n: number): number {
+  const low = n >>> 0;
+  return (low & -low) >>> 0;
+}
+
+/** The largest power of two ≤ `n` (0 < n < 2^32). */
+function floorPowerOfTwo(n: number): number {
+  return SIZE_OF_ORDER[31 - Math.clz32(n >>> 0)] as number;
+}
+
 export class BlockAllocator {
-  /** Free block offsets by order. */
-  readonly #free: Set<number>[] = [];
+  /** Free block offsets by order: membership, so that a buddy can be taken out of its list. */
+  readonly #free: Set<number>[] = Array.from({ length: ORDERS }, () => new Set<number>());
+  /**
+   * The same offsets as stacks, so that handing one out needs no iterator
+   * (a Set's iteration is what allocate() spent most of its time in). A
+   * buddy taken out by a merge stays behind as a stale entry that #take
+   * skips; every member of #free[order] is somewhere in #stacks[order].
+   */
+  readonly #stacks: number[][] = Array.from({ length: ORDERS }, () => []);
+  /** Bit `order` is set while #free[order] is not empty. */
+  #nonEmpty = 0;
   /** Everything at or above `top` (up to `end`) has never been handed out. */
   #top: number;
   #end: number;
@@ -82,15 +111,15 @@ export class BlockAllocator {
    */
   allocate(bytes: number): number | undefined {
     const order = blockOrder(bytes);
-    const exact = this.#take(order);
-    if (exact !== undefined) return exact;
-    for (let larger = order + 1; larger < this.#free.length; larger++) {
-      const block = this.#take(larger);
-      if (block === undefined) continue;
-      for (let split = larger - 1; split >= order; split--) this.#put(block + 2 ** split, split);
-      return block;
+    // The smallest order ≥ `order` with a free block (lowest set bit).
+    const candidates = order < ORDERS ? (this.#nonEmpty >>> order) << order : 0;
+    if (candidates === 0) return this.#bump(order);
+    const larger = 31 - Math.clz32(candidates & -candidates);
+    const block = this.#take(larger);
+    for (let split = larger - 1; split >= order; split--) {
+      this.#put(block + (SIZE_OF_ORDER[split] as number), split);
     }
-    return this.#bump(order);
+    return block;
   }
 
   /** Returns a block; it merges with its buddy when that one is free too. */
@@ -100,12 +129,13 @@ export class BlockAllocator {
     for (;;) {
       // Arithmetic, not XOR: heap offsets may pass 2^31, where JS bit
       // operators would truncate them.
-      const size = 2 ** order;
+      const size = SIZE_OF_ORDER[order] as number;
       const relative = block - this.#start;
-      const buddy =
-        this.#start + (relative % (2 * size) < size ? relative + size : relative - size);
+      // relative / size is a whole number below 2^27: its low bit says which buddy this is.
+      const buddy = this.#start + ((relative / size) & 1 ? relative - size : relative + size);
       const set = this.#free[order];
       if (set === undefined || !set.delete(buddy)) break;
+      if (set.size === 0) this.#nonEmpty &= ~(1 << order);
       block = Math.min(block, buddy);
       order++;
     }
@@ -121,7 +151,7 @@ export class BlockAllocator {
   freeBlocks(): UsedBlock[] {
     const blocks: UsedBlock[] = [];
     this.#free.forEach((set, order) => {
-      for (const offset of set) blocks.push({ offset, size: 2 ** order });
+      for (const offset of set) blocks.push({ offset, size: SIZE_OF_ORDER[order] as number });
     });
     return blocks.sort((a, b) => a.offset - b.offset);
   }
@@ -131,7 +161,7 @@ export class BlockAllocator {
   }
 
   #bump(order: number): number | undefined {
-    const size = 2 ** order;
+    const size = SIZE_OF_ORDER[order] as number;
     const relative = this.#top - this.#start;
     const aligned = this.#start + Math.ceil(relative / size) * size;
     if (aligned + size > this.#end) return undefined;
@@ -140,19 +170,26 @@ export class BlockAllocator {
     return aligned;
   }
 
-  #take(order: number): number | undefined {
-    const set = this.#free[order];
-    if (set === undefined || set.size === 0) return undefined;
-    for (const block of set) {
-      set.delete(block);
+  /** A free block of `order`; the caller has checked that there is one. */
+  #take(order: number): number {
+    const set = this.#free[order] as Set<number>;
+    const stack = this.#stacks[order] as number[];
+    for (;;) {
+      const block = stack.pop() as number;
+      if (!set.delete(block)) continue; // stale: merged away since it was pushed
+      if (set.size === 0) this.#nonEmpty &= ~(1 << order);
       return block;
     }
-    return undefined;
   }
 
   #put(block: number, order: number): void {
-    while (this.#free.length <= order) this.#free.push(new Set());
-    (this.#free[order] as Set<number>).add(block);
+    const set = this.#free[order] as Set<number>;
+    const stack = this.#stacks[order] as number[];
+    set.add(block);
+    stack.push(block);
+    this.#nonEmpty |= 1 << order;
+    // Stale entries pile up under merge-heavy churn: drop them now and then.
+    if (stack.length > 2 * set.size + 64) this.#stacks[order] = [...set];
   }
 
   /**
@@ -162,16 +199,19 @@ export class BlockAllocator {
   #freeRange(from: number, to: number): void {
     let cursor = from;
     while (cursor < to) {
-      let order = MIN_ORDER;
-      while (this.#isAlignedBlock(cursor, 2 ** (order + 1)) && cursor + 2 ** (order + 1) <= to) {
-        order++;
-      }
-      this.free(cursor, 2 ** order);
-      cursor += 2 ** order;
+      const relative = cursor - this.#start;
+      const fits = floorPowerOfTwo(to - cursor);
+      const size = Math.max(
+        MIN_BLOCK,
+        relative === 0 ? fits : Math.min(alignmentOf(relative), fits),
+      );
+      this.free(cursor, size);
+      cursor += size;
     }
   }
 
   #isAlignedBlock(offset: number, size: number): boolean {
-    return size >= MIN_BLOCK && (offset - this.#start) % size === 0 && offset >= this.#start;
+    const blocks = (offset - this.#start) / size;
+    return size >= MIN_BLOCK && offset >= this.#start && Math.floor(blocks) === blocks;
   }
 }

@@ -1,4 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { isValidName } from "../core/names.js";
 import {
   DEFAULT_RING_CAPACITY,
   HEADER_SIZE,
@@ -13,6 +15,7 @@ import {
   RingEntry,
   Slot,
   hashName,
+  hashValidName,
   nextPowerOfTwo,
 } from "./layout.js";
 
@@ -23,6 +26,24 @@ describe("layout", () => {
     expect(hashName("a")).toBe(0xe40c292c);
     expect(hashName("foobar")).toBe(0xbf9cf968);
     expect(hashName("n".repeat(128))).toBeGreaterThanOrEqual(0);
+  });
+
+  it("hashValidName is hashName for valid names and -1 for the rest", () => {
+    const nameLike = fc.string({
+      unit: fc.constantFrom(..."aZ09._-/ é\u0000".split("")),
+      minLength: 0,
+      maxLength: 140,
+    });
+    fc.assert(
+      fc.property(fc.oneof(nameLike, fc.string({ maxLength: 130 })), (name) => {
+        expect(hashValidName(name)).toBe(isValidName(name) ? hashName(name) : -1);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(hashValidName("a".repeat(128))).toBe(hashName("a".repeat(128)));
+    expect(hashValidName("a".repeat(129))).toBe(-1);
+    expect(hashValidName(".hidden")).toBe(-1);
+    expect(hashValidName("")).toBe(-1);
   });
 
   it("nextPowerOfTwo rounds up", () => {

@@ -129,6 +129,33 @@ export function hashName(name: string): number {
   return hash >>> 0;
 }
 
+/** The longest name a record holds. */
+export const MAX_NAME_LENGTH = 128;
+
+/** 1 for the characters a name may hold: [A-Za-z0-9._-]. */
+const NAME_CHARACTER = Uint8Array.from({ length: 128 }, (_, code) =>
+  /[A-Za-z0-9._-]/.test(String.fromCharCode(code)) ? 1 : 0,
+);
+
+/**
+ * FNV-1a of `name` (as `hashName`), or -1 when it breaks the naming rule
+ * (1–128 of [A-Za-z0-9._-], not starting with '.'). One pass checks and
+ * hashes: the rule's regular expression cost creation and lookup more than
+ * the rest of the name handling together.
+ */
+export function hashValidName(name: string): number {
+  const length = name.length;
+  if (length === 0 || length > MAX_NAME_LENGTH || name.charCodeAt(0) === 0x2e) return -1;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < length; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 128 || NAME_CHARACTER[code] === 0) return -1;
+    hash ^= code;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
 /** The smallest power of two ≥ n, for 0 < n ≤ 2^31. */
 export function nextPowerOfTwo(n: number): number {
   return n <= 1 ? 1 : 2 ** (32 - Math.clz32(n - 1));

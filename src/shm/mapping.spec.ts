@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkHeader } from "./mapping.js";
+import { native } from "./native.js";
 import { FORMAT_VERSION, HEADER_SIZE, Header, MAGIC } from "./layout.js";
 import { ShmError } from "./shm-error.js";
 
@@ -79,5 +80,14 @@ describe("checkHeader", () => {
         `/x is corrupt: ${reason}`,
       ]);
     }
+  });
+});
+
+describe("native.prefault", () => {
+  it("refuses a range outside the buffer and accepts an empty one", () => {
+    const buffer = new SharedArrayBuffer(8192);
+    expect(() => native.prefault(buffer, 4096, 8192)).toThrow(RangeError);
+    expect(() => native.prefault(buffer, -1, 1)).toThrow(RangeError);
+    expect(() => native.prefault(buffer, 0, 0)).not.toThrow();
   });
 });

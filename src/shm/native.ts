@@ -4,8 +4,9 @@
  */
 import { createRequire } from "node:module";
 
-/** Outcome of a blocking wait on a shared word. */
-export type WaitOutcome = "ok" | "not-equal" | "timed-out";
+/** Outcome of a blocking wait on a shared word (numbers: no string per call). */
+export const WaitCode = { OK: 0, NOT_EQUAL: 1, TIMED_OUT: 2 } as const;
+export type WaitCode = (typeof WaitCode)[keyof typeof WaitCode];
 
 /** A thread sleeping on a shared word; tells the event loop when it moves. */
 export interface NativeWatcher {
@@ -21,6 +22,12 @@ interface CommyShmAddon {
   mapShared(fd: number, length: number, writable: boolean, path: string): SharedArrayBuffer;
   release(buffer: SharedArrayBuffer): void;
   sync(buffer: SharedArrayBuffer, byteOffset: number, length: number, path: string): void;
+  /**
+   * Queues the range to be faulted in, writable, on a background thread;
+   * returns at once. Only for a writable mapping of bytes inside the file
+   * (each page gets an atomic add of 0); `release()` cancels what is queued.
+   */
+  prefault(buffer: SharedArrayBuffer, byteOffset: number, length: number): void;
   wake(buffer: SharedArrayBuffer, byteOffset: number, count?: number): number;
   waitSync(
     buffer: SharedArrayBuffer,
@@ -29,7 +36,7 @@ interface CommyShmAddon {
     timeoutMs: number | undefined,
     spinMicros: number,
     waitersOffset: number | undefined,
-  ): WaitOutcome;
+  ): WaitCode;
   watch(
     buffer: SharedArrayBuffer,
     byteOffset: number,

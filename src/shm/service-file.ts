@@ -5,7 +5,7 @@
  * deleting, relocating variables, growing the file) is the owner's job:
  * see OwnedServiceFile.
  */
-import { native, type NativeWatcher } from "./native.js";
+import { native, type NativeWatcher, WaitCode } from "./native.js";
 import { type Mapping, mapExisting, unmap } from "./mapping.js";
 import {
   ChangeKind,
@@ -17,11 +17,10 @@ import {
   RecordState,
   RingEntry,
   Slot,
-  hashName,
+  hashValidName,
 } from "./layout.js";
 import { ShmError } from "./shm-error.js";
 import { isProcessAlive } from "./process-liveness.js";
-import { isValidName } from "../core/names.js";
 import { ChangeCursor, type VariableChange } from "./change-cursor.js";
 
 const W = (byteOffset: number): number => byteOffset >>> 2;
@@ -167,8 +166,9 @@ export class ServiceFile {
     const cached = this.#handles.get(name);
     if (cached !== undefined && this.isCurrent(cached)) return cached;
     if (cached !== undefined) this.#handles.delete(name);
-    if (!isValidName(name)) return undefined;
-    const record = this.findRecord(name);
+    const hash = hashValidName(name);
+    if (hash < 0) return undefined;
+    const record = this.findRecord(name, hash);
     if (record === 0) return undefined;
     const handle = new VariableHandle(
       name,
@@ -328,7 +328,7 @@ export class ServiceFile {
         spinMicros,
         this.waitersField,
       );
-      return outcome !== "timed-out";
+      return outcome !== WaitCode.TIMED_OUT;
     }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -341,7 +341,7 @@ export class ServiceFile {
         spinMicros,
         undefined,
       );
-      if (outcome !== "timed-out") return true;
+      if (outcome !== WaitCode.TIMED_OUT) return true;
       if (Date.now() >= deadline) return false;
     }
   }
@@ -458,10 +458,9 @@ export class ServiceFile {
     );
   }
 
-  /** @internal Offset of the live record named `name`, or 0. */
-  protected findRecord(name: string): number {
+  /** @internal Offset of the live record named `name` (whose hash is `hash`), or 0. */
+  protected findRecord(name: string, hash: number): number {
     const u32 = this.u32;
-    const hash = hashName(name);
     for (let attempt = 0; attempt < 8; attempt++) {
       const generation = Atomics.load(u32, GENERATION);
       const found = this.#probe(name, hash);

@@ -95,5 +95,11 @@ export interface IdentityStore {
 
 export interface AuditStore {
   appendAudit(event: Omit<AuditRecord, "eventId">): void;
+  /**
+   * Runs `work` as one transaction: what it changes and the audit rows it
+   * appends commit together (one commit, not one per row) or not at all.
+   * `work` must be synchronous; a transaction inside it nests.
+   */
+  transaction<T>(work: () => T): T;
   queryAudit(query: AuditQuery): AuditRecord[];
 }

@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "./control-store.js";
 import { MIGRATIONS } from "./migrations.js";
 import { sqliteIdentityStore } from "./sqlite-identity-store.js";
+import { BACKSTOP_PAGES, startWalCheckpointer } from "./wal-checkpointer.js";
 
 interface TenantRow {
   tenant_id: string;
@@ -57,6 +58,10 @@ export function openSqliteControlStore(path: string): ControlStore {
   db.pragma("synchronous = NORMAL");
   db.pragma("foreign_keys = ON");
   migrate(db);
+  // Checkpoints run on a worker (wal-checkpointer.ts); this connection's own
+  // are the backstop.
+  db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+  const checkpointer = startWalCheckpointer(path);
 
   const statements = {
     insertTenant: db.prepare(
@@ -134,7 +139,10 @@ export function openSqliteControlStore(path: string): ControlStore {
       statements.deleteService.run(row.service_id);
       return toService(row);
     },
-    close: () => db.close(),
+    close: () => {
+      checkpointer.stop();
+      db.close();
+    },
   };
 }
 

@@ -163,6 +163,9 @@ export function sqliteIdentityStore(db: Database.Database): IdentityStore & Audi
        VALUES (@time, @principalId, @tenantId, @action, @resource, @outcome, @clientAddress, @detail)`,
     ),
   };
+  // One wrapper for every caller's work: better-sqlite3 nests it in a
+  // savepoint when a transaction is already open.
+  const inTransaction = db.transaction((work: () => unknown) => work());
   const deleteSessionsOf = db.transaction((principalId: string) => {
     const hashes = q.sessionsOf.all(principalId).map((r) => r.token_hash);
     q.deleteSessionsOf.run(principalId);
@@ -215,6 +218,7 @@ export function sqliteIdentityStore(db: Database.Database): IdentityStore & Audi
       q.appendAudit.run(e);
     },
     queryAudit: (query) => queryAudit(db, query),
+    transaction: <T>(work: () => T): T => inTransaction(work) as T,
   };
 }
 

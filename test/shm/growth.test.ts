@@ -3,7 +3,7 @@
  * handles keep working, every name stays findable without the owner, and
  * freed space is zeroed and reused.
  */
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { OwnedServiceFile, ServiceFile, type VariableHandle } from "../../src/shm/index.js";
@@ -99,6 +99,46 @@ describe("file growth", () => {
   });
 });
 
+describe("pages faulted in ahead of allocations", () => {
+  it("closing while the background thread faults pages in never touches the released mapping", () => {
+    for (let round = 0; round < 4; round++) {
+      const owner = OwnedServiceFile.create(join(dir, `ahead-${round}.commy`), {
+        serviceId: "ahead",
+        maxSize: 512 * 1024 * 1024,
+      });
+      const big = Buffer.alloc(1024 * 1024, round + 1);
+      // Each allocation queues the next 32 MiB above the heap's top.
+      for (let i = 0; i < 8; i++) owner.allocate(`big-${i}`, big);
+      // A touch that ran after this would be a write to a read-only page (SIGSEGV).
+      owner.close();
+    }
+    const reopened = track(OwnedServiceFile.openOwned(join(dir, "ahead-3.commy")));
+    // Buffer.equals: toEqual walks a MiB element by element, for seconds.
+    expect(reopened.read("big-7").data.equals(Buffer.alloc(1024 * 1024, 4))).toBe(true);
+  });
+
+  it("faulting pages in changes no byte of the file", () => {
+    const owner = track(
+      OwnedServiceFile.create(path, { serviceId: "ahead", maxSize: 256 * 1024 * 1024 }),
+    );
+    const local = track(ServiceFile.open(path));
+    const handle = local.handle(owner.allocate("v", Buffer.from("first")).name);
+    for (let i = 0; i < 40; i++) {
+      owner.allocate(`fill-${i}`, Buffer.alloc(512 * 1024, i));
+      local.write(handle, Buffer.from(`write-${i}`));
+    }
+    owner.close();
+    open.splice(open.indexOf(owner), 1);
+    const reopened = track(OwnedServiceFile.openOwned(path));
+    expect(reopened.read("v").data.toString()).toBe("write-39");
+    for (let i = 0; i < 40; i++) {
+      expect(reopened.read(`fill-${i}`).data.equals(Buffer.alloc(512 * 1024, i)), `fill-${i}`).toBe(
+        true,
+      );
+    }
+  });
+});
+
 describe("the name index", () => {
   it("rehashes past 512 variables and every name is still found without the owner", () => {
     const owner = create();
@@ -166,6 +206,70 @@ describe("the name index", () => {
     check(reopened);
     check(local);
     check(track(ServiceFile.open(path)));
+  });
+});
+
+describe("the name index, rebuilt a few slots per allocation", () => {
+  /** The index's header fields, read from the file without reading all of it. */
+  function indexHeader(): { offset: number; capacity: number; live: number; tombstones: number } {
+    const fd = openSync(path, "r");
+    try {
+      const word = (at: number): number => {
+        const bytes = Buffer.alloc(4);
+        readSync(fd, bytes, 0, 4, at);
+        return bytes.readUInt32LE(0);
+      };
+      const offset = word(Header.INDEX_OFFSET);
+      return {
+        offset,
+        capacity: word(offset + Index.CAPACITY),
+        live: word(offset + Index.LIVE),
+        tombstones: word(offset + Index.TOMBSTONES),
+      };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it("every name stays findable by another process at every step, under creates and deletes", () => {
+    const owner = create();
+    const local = track(ServiceFile.open(path));
+    const live = new Map<string, number>();
+    const indexes = new Set<number>();
+    let next = 0;
+    // Enough steps for several rebuilds (1024 → 2048 → 4096 slots); every
+    // third step deletes, and names come back so that records are reused
+    // while a rebuild is under way.
+    for (let step = 0; step < 2600; step++) {
+      if (step % 3 === 2) {
+        const victim = `n-${(step * 7919) % next}`;
+        if (live.has(victim)) {
+          owner.deallocate(victim);
+          live.delete(victim);
+        }
+      } else {
+        const name = step % 11 === 0 && next > 10 ? `n-${next - 10}` : `n-${next++}`;
+        if (!live.has(name)) {
+          owner.allocate(name, Buffer.from(name));
+          live.set(name, step);
+        }
+      }
+      const index = indexHeader();
+      indexes.add(index.offset);
+      // Never more than half full: the probe of a missing name always ends.
+      expect((index.live + index.tombstones) * 2).toBeLessThanOrEqual(index.capacity);
+      if (step % 97 !== 0) continue;
+      for (let i = 0; i < next; i++) {
+        const name = `n-${i}`;
+        if (live.has(name)) expect(local.read(name).data.toString(), name).toBe(name);
+        else expect(local.find(name), name).toBeUndefined();
+      }
+    }
+    expect(indexes.size).toBeGreaterThanOrEqual(3);
+    expect(owner.variableCount).toBe(live.size);
+    expect(owner.names()).toEqual([...live.keys()].sort());
+    const fresh = track(ServiceFile.open(path));
+    expect(fresh.list().map((v) => v.name)).toEqual([...live.keys()].sort());
   });
 });
 

@@ -1,0 +1,175 @@
+/**
+ * How service files come and go without costing the request path: a new
+ * service takes a spare file made beforehand, and a deleted service's file
+ * is marked deleted at once but closed and unlinked a moment later. What a
+ * crash leaves in between (spares, files of deleted services) is removed
+ * at the next start; every acknowledged change is kept.
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AuditLog } from "../../src/core/audit-log.js";
+import { SERVER_ADMIN_CALLER } from "../../src/core/caller.js";
+import { CommyCore } from "../../src/core/commy-core.js";
+import { ServiceFileRegistry } from "../../src/core/service-file-registry.js";
+import { ServiceFile } from "../../src/shm/index.js";
+import type { ControlStore } from "../../src/store/control-store.js";
+import { openSqliteControlStore } from "../../src/store/sqlite-control-store.js";
+import { type TestDataDir, createTestDataDir } from "../helpers/test-server.js";
+
+const caller = { ...SERVER_ADMIN_CALLER, clientAddress: "127.0.0.1:1" };
+
+/** Lets the registry's upkeep (one step per event-loop turn) run its course. */
+async function upkeepTurns(turns = 20): Promise<void> {
+  for (let turn = 0; turn < turns; turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+let dataDir: TestDataDir;
+const servicesDir = (): string => join(dataDir.path, "services");
+const filesOnDisk = (): string[] =>
+  readdirSync(servicesDir())
+    .filter((name) => name.endsWith(".commy"))
+    .sort();
+const fileOf = (serviceId: string): string => `${serviceId}.commy`;
+
+beforeEach(() => {
+  dataDir = createTestDataDir();
+});
+afterEach(() => dataDir.remove());
+
+describe("the service file registry", () => {
+  it("hands out ready files under fresh ids, keeps spares made between calls, and removes them on close", async () => {
+    const registry = new ServiceFileRegistry(dataDir.path);
+    const first = registry.claim();
+    const second = registry.claim();
+    expect(first.serviceId).not.toBe(second.serviceId);
+    expect(registry.get(first.serviceId)).toBe(first);
+    await upkeepTurns();
+    const owned = [fileOf(first.serviceId), fileOf(second.serviceId)].sort();
+    const spares = filesOnDisk().filter((name) => !owned.includes(name));
+    expect(spares.length).toBeGreaterThan(0);
+
+    registry.closeAll();
+
+    expect(filesOnDisk()).toEqual(owned);
+  });
+
+  it("marks a removed file deleted at once, and unlinks it in a later turn", async () => {
+    const registry = new ServiceFileRegistry(dataDir.path);
+    const file = registry.claim();
+    const { serviceId, path } = file;
+    const reader = ServiceFile.open(path, { readOnly: true });
+    try {
+      registry.remove(serviceId);
+
+      expect(reader.deleted).toBe(true);
+      expect(registry.get(serviceId)).toBeUndefined();
+      await upkeepTurns();
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      reader.close();
+      registry.closeAll();
+    }
+  });
+
+  it("at the next start, removes what a crash left: spares and files of deleted services", async () => {
+    const crashed = new ServiceFileRegistry(dataDir.path);
+    const kept = crashed.claim().serviceId;
+    const deleted = crashed.claim().serviceId;
+    await upkeepTurns();
+    crashed.remove(deleted);
+    // No upkeep turn and no closeAll(): the process ends here.
+
+    const next = new ServiceFileRegistry(dataDir.path);
+    const mended = next.reconcile([
+      {
+        serviceId: kept,
+        tenantId: "t",
+        serviceName: "s",
+        createdBy: "admin",
+        createdAt: 0,
+      },
+    ]);
+    try {
+      expect(mended.removedOrphans).toContain(fileOf(deleted));
+      expect(filesOnDisk()).toEqual([fileOf(kept)]);
+      expect(next.get(kept)).toBeDefined();
+    } finally {
+      next.closeAll();
+      crashed.closeAll();
+    }
+  });
+});
+
+describe("a service and its audit row commit together", () => {
+  let store: ControlStore;
+  let files: ServiceFileRegistry;
+  /** Audit actions whose rows the store refuses (a full disk, as far as SQLite can tell). */
+  const refused = new Set<string>();
+
+  beforeEach(() => {
+    const real = openSqliteControlStore(join(dataDir.path, "commy.db"));
+    store = {
+      ...real,
+      appendAudit: (event) => {
+        if (refused.has(event.action)) throw new Error("SQLITE_FULL: database or disk is full");
+        real.appendAudit(event);
+      },
+    };
+    files = new ServiceFileRegistry(dataDir.path);
+    refused.clear();
+  });
+  afterEach(() => {
+    files.closeAll();
+    store.close();
+  });
+
+  function core(): CommyCore {
+    return new CommyCore({ store, files, audit: new AuditLog(store) });
+  }
+
+  it("a create whose audit row cannot be written leaves no service, no row and no file", async () => {
+    const commy = core();
+    commy.createTenant(caller, { tenantId: "t" });
+    refused.add("service.create");
+
+    expect(() => commy.createService(caller, { tenantId: "t", serviceName: "s" })).toThrow();
+
+    expect(store.getService("t", "s")).toBeUndefined();
+    expect(() => commy.getService(caller, { tenantId: "t", serviceName: "s" })).toThrow(
+      /not found|NOT_FOUND|service s/i,
+    );
+    await upkeepTurns();
+    const owned = store.allServices().map((s) => fileOf(s.serviceId));
+    files.closeAll();
+    expect(filesOnDisk()).toEqual(owned);
+  });
+
+  it("a delete whose audit row cannot be written keeps the service, its row and its file", async () => {
+    const commy = core();
+    commy.createTenant(caller, { tenantId: "t" });
+    const service = commy.createService(caller, { tenantId: "t", serviceName: "s" });
+    refused.add("service.delete");
+
+    expect(() => commy.deleteService(caller, { tenantId: "t", serviceName: "s" })).toThrow();
+
+    expect(store.getService("t", "s")?.serviceId).toBe(service.serviceId);
+    expect(commy.getService(caller, { tenantId: "t", serviceName: "s" }).serviceId).toBe(
+      service.serviceId,
+    );
+    await upkeepTurns();
+    expect(existsSync(join(servicesDir(), fileOf(service.serviceId)))).toBe(true);
+  });
+
+  it("every acknowledged create and delete has its audit row", () => {
+    const commy = core();
+    commy.createTenant(caller, { tenantId: "t" });
+    commy.createService(caller, { tenantId: "t", serviceName: "s" });
+    commy.deleteService(caller, { tenantId: "t", serviceName: "s" });
+
+    const actions = store
+      .queryAudit({ tenantId: "t", limit: 10 })
+      .map((event) => `${event.action} ${event.outcome}`);
+    expect(actions).toEqual(["tenant.create ok", "service.create ok", "service.delete ok"]);
+  });
+});
