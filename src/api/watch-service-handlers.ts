@@ -1,7 +1,9 @@
 /**
  * The Connect handlers of commy.v1.WatchService: they feed commands into a
  * core WatchSession and turn its events into stream messages. Consecutive
- * changes travel in one ChangeBatch.
+ * changes travel in one ChangeBatch, encoded as bytes for binary clients
+ * (watch-wire-encoding.ts): a write to a variable with many subscribers is
+ * the hot path of the server.
  */
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -28,6 +30,7 @@ import {
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
 import { toWireErrorCode } from "./connect-errors.js";
+import { changeBatchField } from "./watch-wire-encoding.js";
 import { versionFromWire } from "./wire-versions.js";
 
 const KINDS: Record<ChangeEvent["kind"], ChangeKind> = {
@@ -73,58 +76,137 @@ function subscriptionOf(subscription: Subscription | undefined): SubscriptionReq
   };
 }
 
-/** Session events → Watch stream messages, with consecutive changes batched. */
-function* toWatchResponses(events: SessionEvent[]): Generator<WatchResponse> {
-  let batch: Change[] = [];
-  const flush = function* () {
-    if (batch.length === 0) return;
-    yield create(WatchResponseSchema, { event: { case: "changes", value: { changes: batch } } });
-    batch = [];
-  };
+/** How a stream's messages are built: protobuf-es objects, or (binary) bytes for batches. */
+interface ResponseShapes<T> {
+  changes(changes: ChangeEvent[]): T;
+  other(event: Exclude<SessionEvent, { type: "change" }>): T | undefined;
+  /** An error that ends the call once these events' messages are sent. */
+  failure?(events: SessionEvent[]): Error | undefined;
+}
+
+const watchMessages: ResponseShapes<WatchResponse> = {
+  changes: (changes) =>
+    create(WatchResponseSchema, {
+      event: { case: "changes", value: { changes: changes.map(toChange) } },
+    }),
+  other: toWatchEvent,
+};
+
+/**
+ * Over the protobuf binary format a batch is written as bytes, its shared
+ * fields encoded once per change for all subscribers (watch-wire-encoding.ts);
+ * JSON clients (Connect-Web's default) get messages.
+ */
+const watchBytes: ResponseShapes<WatchResponse> = {
+  changes: (changes) => ({
+    $typeName: "commy.v1.WatchResponse",
+    event: { case: undefined },
+    $unknown: [changeBatchField(WATCH_RESPONSE_CHANGES, changes)],
+  }),
+  other: toWatchEvent,
+};
+
+const subscribeMessages: ResponseShapes<SubscribeResponse> = {
+  changes: (changes) =>
+    create(SubscribeResponseSchema, {
+      event: { case: "changes", value: { changes: changes.map(toChange) } },
+    }),
+  other: toSubscribeEvent,
+  failure: failedSubscription,
+};
+
+const subscribeBytes: ResponseShapes<SubscribeResponse> = {
+  changes: (changes) => ({
+    $typeName: "commy.v1.SubscribeResponse",
+    event: { case: undefined },
+    $unknown: [changeBatchField(SUBSCRIBE_RESPONSE_CHANGES, changes)],
+  }),
+  other: toSubscribeEvent,
+  failure: failedSubscription,
+};
+
+/** Subscribe has no replies: a subscription that could not start fails the call. */
+function failedSubscription(events: SessionEvent[]): Error | undefined {
+  for (const event of events) {
+    if (event.type === "reply" && event.error !== undefined) return event.error;
+  }
+  return undefined;
+}
+
+/** Field numbers of `changes` in WatchResponse and SubscribeResponse. */
+const WATCH_RESPONSE_CHANGES = 2;
+const SUBSCRIBE_RESPONSE_CHANGES = 1;
+
+function toWatchEvent(event: Exclude<SessionEvent, { type: "change" }>): WatchResponse {
+  switch (event.type) {
+    case "reply":
+      return create(WatchResponseSchema, {
+        event: {
+          case: "reply",
+          value: {
+            requestId: event.requestId,
+            error: event.error === undefined ? undefined : detail(event.error),
+            subscriptionId: BigInt(event.subscriptionId ?? 0),
+            version: BigInt(event.version ?? 0),
+          },
+        },
+      });
+    case "pong":
+      return create(WatchResponseSchema, {
+        event: { case: "pong", value: { requestId: event.requestId } },
+      });
+    case "progress":
+      return create(WatchResponseSchema, {
+        event: { case: "progress", value: { subscriptionIds: event.subscriptionIds.map(BigInt) } },
+      });
+    case "ended":
+      return create(WatchResponseSchema, {
+        event: {
+          case: "ended",
+          value: { subscriptionId: BigInt(event.subscriptionId), reason: detail(event.reason) },
+        },
+      });
+  }
+}
+
+/** For Subscribe: replies are left out (see failedSubscription). */
+function toSubscribeEvent(
+  event: Exclude<SessionEvent, { type: "change" }>,
+): SubscribeResponse | undefined {
+  switch (event.type) {
+    case "reply":
+    case "pong":
+      return undefined;
+    case "progress":
+      return create(SubscribeResponseSchema, {
+        event: { case: "progress", value: { subscriptionIds: event.subscriptionIds.map(BigInt) } },
+      });
+    case "ended":
+      return create(SubscribeResponseSchema, {
+        event: {
+          case: "ended",
+          value: { subscriptionId: BigInt(event.subscriptionId), reason: detail(event.reason) },
+        },
+      });
+  }
+}
+
+/** Session events → stream messages, consecutive changes in one batch. */
+function toResponses<T>(events: SessionEvent[], shapes: ResponseShapes<T>, out: T[]): void {
+  let batch: ChangeEvent[] = [];
   for (const event of events) {
     if (event.type === "change") {
-      batch.push(toChange(event.change));
+      batch.push(event.change);
       continue;
     }
-    yield* flush();
-    switch (event.type) {
-      case "reply":
-        yield create(WatchResponseSchema, {
-          event: {
-            case: "reply",
-            value: {
-              requestId: event.requestId,
-              error: event.error === undefined ? undefined : detail(event.error),
-              subscriptionId: BigInt(event.subscriptionId ?? 0),
-              version: BigInt(event.version ?? 0),
-            },
-          },
-        });
-        break;
-      case "pong":
-        yield create(WatchResponseSchema, {
-          event: { case: "pong", value: { requestId: event.requestId } },
-        });
-        break;
-      case "progress":
-        yield create(WatchResponseSchema, {
-          event: {
-            case: "progress",
-            value: { subscriptionIds: event.subscriptionIds.map(BigInt) },
-          },
-        });
-        break;
-      case "ended":
-        yield create(WatchResponseSchema, {
-          event: {
-            case: "ended",
-            value: { subscriptionId: BigInt(event.subscriptionId), reason: detail(event.reason) },
-          },
-        });
-        break;
+    if (batch.length > 0) {
+      out.push(shapes.changes(batch));
+      batch = [];
     }
+    const message = shapes.other(event);
+    if (message !== undefined) out.push(message);
   }
-  yield* flush();
+  if (batch.length > 0) out.push(shapes.changes(batch));
 }
 
 /** Runs one command; for a write, returns the promise of its reply. */
@@ -165,25 +247,70 @@ function command(session: WatchSession, request: WatchRequest): Promise<void> | 
   }
 }
 
-/** Runs a session until it ends, the client goes away or the server stops. */
-async function* drive<T>(
+/**
+ * A session's events as the call's response messages, until the session
+ * ends, the client goes away or the server stops. Connect pulls every
+ * message of every subscriber through its own stages, so this one is a
+ * plain iterator (no generator, one `take()` per batch of messages).
+ */
+function sessionResponses<T>(
   session: WatchSession,
   context: HandlerContext,
-  convert: (events: SessionEvent[]) => Iterable<T>,
-): AsyncGenerator<T> {
-  const onAbort = () => session.close();
-  context.signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    for (;;) {
-      const events = await session.take();
-      if (events === undefined) break;
-      yield* convert(events);
-    }
-    if (session.endedWith !== undefined) throw session.endedWith;
-  } finally {
+  shapes: ResponseShapes<T>,
+  onEnd: () => void,
+): AsyncIterable<T> {
+  let queued: T[] = [];
+  let next = 0;
+  let failure: Error | undefined;
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
     context.signal.removeEventListener("abort", onAbort);
     session.close();
-  }
+    onEnd();
+  };
+  const onAbort = (): void => session.close();
+  context.signal.addEventListener("abort", onAbort, { once: true });
+  const done = (): IteratorResult<T> => ({ done: true, value: undefined });
+  const iterator: AsyncIterator<T> = {
+    async next() {
+      while (next === queued.length) {
+        if (failure !== undefined) {
+          end();
+          throw failure;
+        }
+        const events = ended ? undefined : await session.take();
+        if (events === undefined) {
+          end();
+          if (session.endedWith !== undefined) throw session.endedWith;
+          return done();
+        }
+        queued = [];
+        next = 0;
+        toResponses(events, shapes, queued);
+        failure = shapes.failure?.(events);
+      }
+      const value = queued[next] as T;
+      // Drop the reference: a batch can be large, and the next take may wait long.
+      queued[next++] = undefined as T;
+      return { done: false, value };
+    },
+    return() {
+      end();
+      return Promise.resolve(done());
+    },
+    throw(error: unknown) {
+      end();
+      return Promise.reject(error as Error);
+    },
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
+}
+
+/** Over protobuf binary (not JSON) change batches can go as bytes. */
+function isBinary(context: HandlerContext): boolean {
+  return !/json/i.test(context.requestHeader.get("content-type") ?? "");
 }
 
 export interface WatchHandlerOptions {
@@ -205,32 +332,17 @@ export function createWatchServiceHandlers(
     return session;
   };
   return {
-    async *watch(requests, context) {
+    watch(requests, context) {
       const session = open(context);
-      // Commands are read concurrently with sending; the client ending its
-      // side ends the call once its writes are answered and what is ready
-      // has been sent.
-      void (async () => {
-        try {
-          let writes: Promise<void> | undefined;
-          for await (const request of requests) {
-            // A client that sends faster than it reads waits here.
-            await session.room();
-            writes = command(session, request) ?? writes;
-          }
-          await writes;
-          session.close();
-        } catch (error) {
-          session.close(error instanceof CommyError ? error : undefined);
-        }
-      })();
-      try {
-        yield* drive(session, context, toWatchResponses);
-      } finally {
-        options.sessions.delete(session);
-      }
+      void readCommands(session, requests);
+      return sessionResponses(
+        session,
+        context,
+        isBinary(context) ? watchBytes : watchMessages,
+        () => options.sessions.delete(session),
+      );
     },
-    async *subscribe(request, context) {
+    subscribe(request, context) {
       const session = open(context);
       try {
         // A subscription that cannot even be read (an out-of-range
@@ -239,26 +351,40 @@ export function createWatchServiceHandlers(
         request.subscriptions.forEach((subscription, index) =>
           session.subscribe(String(index + 1), subscriptionOf(subscription)),
         );
-        yield* drive(session, context, toSubscribeResponses);
-      } finally {
+      } catch (error) {
         session.close();
         options.sessions.delete(session);
+        throw error;
       }
+      return sessionResponses(
+        session,
+        context,
+        isBinary(context) ? subscribeBytes : subscribeMessages,
+        () => options.sessions.delete(session),
+      );
     },
   };
 }
 
-/** For Subscribe: there are no replies; a subscription that failed fails the call. */
-function* toSubscribeResponses(events: SessionEvent[]): Generator<SubscribeResponse> {
-  for (const { event } of toWatchResponses(events)) {
-    if (event.case === "changes")
-      yield create(SubscribeResponseSchema, { event: { case: "changes", value: event.value } });
-    if (event.case === "progress")
-      yield create(SubscribeResponseSchema, { event: { case: "progress", value: event.value } });
-    if (event.case === "ended")
-      yield create(SubscribeResponseSchema, { event: { case: "ended", value: event.value } });
-  }
-  for (const event of events) {
-    if (event.type === "reply" && event.error !== undefined) throw event.error;
+/**
+ * Commands are read concurrently with sending; the client ending its side
+ * ends the call once its writes are answered and what is ready has been
+ * sent.
+ */
+async function readCommands(
+  session: WatchSession,
+  requests: AsyncIterable<WatchRequest>,
+): Promise<void> {
+  try {
+    let writes: Promise<void> | undefined;
+    for await (const request of requests) {
+      // A client that sends faster than it reads waits here.
+      await session.room();
+      writes = command(session, request) ?? writes;
+    }
+    await writes;
+    session.close();
+  } catch (error) {
+    session.close(error instanceof CommyError ? error : undefined);
   }
 }

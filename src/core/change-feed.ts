@@ -19,10 +19,24 @@ export interface ChangeListener {
   onServiceDeleted(serviceId: string): void;
 }
 
+/**
+ * Bytes of values a feed keeps between two dispatches. Values read during a
+ * dispatch are shared by all its listeners whatever their size; past this,
+ * they are let go at its end.
+ */
+const KEPT_VALUE_BYTES = 256 * 1024;
+
 interface Feed {
   file: OwnedServiceFile;
   listeners: Set<ChangeListener>;
   stopWatching: () => void;
+  /**
+   * Values read since the last dispatch, by variable name. Each is at least
+   * as new as the last change the feed announced of its variable, so any
+   * listener may take it as the current value until the next dispatch.
+   */
+  values: Map<string, VersionedValue | undefined>;
+  valueBytes: number;
 }
 
 export class ChangeFeed {
@@ -35,11 +49,25 @@ export class ChangeFeed {
       // Position the cursor at "now" before the first listener can miss anything.
       file.pollChanges();
       const stopWatching = file.watch((changes) => this.#dispatch(serviceId, changes));
-      feed = { file, listeners: new Set(), stopWatching };
+      feed = { file, listeners: new Set(), stopWatching, values: new Map(), valueBytes: 0 };
       this.#feeds.set(serviceId, feed);
     }
     feed.listeners.add(listener);
     return () => this.#unlisten(serviceId, listener);
+  }
+
+  /**
+   * A variable's value for a listener catching up on changes it coalesced:
+   * the one already read for the other listeners since the last dispatch
+   * when there is one, so that a change reaching many subscribers late is
+   * still read (and encoded by transports) once.
+   */
+  read(serviceId: string, file: OwnedServiceFile, name: string): VersionedValue | undefined {
+    const feed = this.#feeds.get(serviceId);
+    if (feed === undefined) return readQuietly(file, name);
+    if (feed.valueBytes > KEPT_VALUE_BYTES && !feed.values.has(name))
+      return readQuietly(file, name);
+    return readShared(feed, name);
   }
 
   /** Reads what the server just wrote into a service file and dispatches it. */
@@ -80,15 +108,24 @@ export class ChangeFeed {
   #dispatch(serviceId: string, changes: readonly VariableChange[]): void {
     const feed = this.#feeds.get(serviceId);
     if (feed === undefined) return;
-    const cache = new Map<string, VersionedValue | undefined>();
-    const read: ValueReader = (name) => {
-      if (cache.has(name)) return cache.get(name);
-      const value = readQuietly(feed.file, name);
-      cache.set(name, value);
-      return value;
-    };
+    // Values read before these changes may be older than they announce.
+    feed.values.clear();
+    feed.valueBytes = 0;
+    const read: ValueReader = (name) => readShared(feed, name);
     for (const listener of feed.listeners) listener.onChanges(serviceId, changes, read);
+    if (feed.valueBytes > KEPT_VALUE_BYTES) {
+      feed.values.clear();
+      feed.valueBytes = 0;
+    }
   }
+}
+
+function readShared(feed: Feed, name: string): VersionedValue | undefined {
+  if (feed.values.has(name)) return feed.values.get(name);
+  const value = readQuietly(feed.file, name);
+  feed.values.set(name, value);
+  feed.valueBytes += value?.data.length ?? 0;
+  return value;
 }
 
 /** The current value, or undefined when the variable is gone meanwhile. */

@@ -45,6 +45,23 @@ describe("WatchSession outbox", () => {
     expect(await session.take()).toBeUndefined();
   });
 
+  it("a waiting consumer gets what was pushed in the same turn in one take", async () => {
+    const session = new WatchSession(noCore, SERVER_ADMIN_CALLER);
+    const taken = session.take();
+    await Promise.resolve();
+    // Each in a later microtask, as commands read from one socket chunk are.
+    for (let i = 0; i < 3; i++) {
+      session.ping(String(i));
+      await Promise.resolve();
+    }
+    expect((await taken)?.map((e) => (e.type === "pong" ? e.requestId : "?"))).toEqual([
+      "0",
+      "1",
+      "2",
+    ]);
+    session.close();
+  });
+
   it("room() resolves at once when the session is closed", async () => {
     const session = new WatchSession(noCore, SERVER_ADMIN_CALLER, { maxReadyEvents: 1 });
     session.ping("1");

@@ -73,15 +73,35 @@ export const DEFAULT_WATCH_LIMITS: WatchSessionLimits = {
 /** Changes handed to the consumer in one go, at most. */
 const MAX_BATCH = 256;
 
+/**
+ * Kept small: a session may hold a thousand of these, and most follow one
+ * variable (what they share lives in their ServiceGroup).
+ */
 interface ActiveSubscription {
   id: number;
+  group: ServiceGroup;
+  /** "" for every variable of the service. */
+  variableName: string;
+  /** One variable: the last version sent (undefined: none yet). */
+  lastSent: number | undefined;
+  /** Every variable: the last version sent per variable, made at the first. */
+  sent: Map<string, number> | undefined;
+}
+
+/** The subscriptions of one session on one service, indexed for matching changes. */
+interface ServiceGroup {
   tenantId: string;
   serviceName: string;
   serviceId: string;
-  variableName: string;
   file: OwnedServiceFile;
-  /** Last version sent, per variable name. */
-  sent: Map<string, number>;
+  /**
+   * Stops this session's one listener on the feed. The feed knows the
+   * session once, however many of its subscriptions follow the service.
+   */
+  stopListening: () => void;
+  wholeService: ActiveSubscription[];
+  byVariable: Map<string, ActiveSubscription[]>;
+  size: number;
 }
 
 export class WatchSession implements ChangeListener {
@@ -89,13 +109,7 @@ export class WatchSession implements ChangeListener {
   readonly #caller: Caller;
   readonly #limits: WatchSessionLimits;
   readonly #subscriptions = new Map<number, ActiveSubscription>();
-  readonly #byService = new Map<string, Set<ActiveSubscription>>();
-  /**
-   * Per service: stops this session's one listener on the feed. The feed
-   * knows the session once, however many of its subscriptions follow the
-   * service, so it stops listening only when the last of them is dropped.
-   */
-  readonly #stopListening = new Map<string, () => void>();
+  readonly #groups = new Map<string, ServiceGroup>();
   #ready: SessionEvent[] = [];
   /** Bytes of values in #ready. */
   #readyBytes = 0;
@@ -159,26 +173,16 @@ export class WatchSession implements ChangeListener {
         );
       }
       const opened = this.#core.openSubscription(this.#caller, request);
+      const group = this.#groups.get(opened.serviceId) ?? this.#openGroup(request, opened);
       const subscription: ActiveSubscription = {
         id: this.#nextId++,
-        tenantId: request.tenantId,
-        serviceName: request.serviceName,
-        serviceId: opened.serviceId,
+        group,
         variableName: request.variableName,
-        file: opened.file,
-        sent: new Map(),
+        lastSent: undefined,
+        sent: undefined,
       };
       this.#subscriptions.set(subscription.id, subscription);
-      let group = this.#byService.get(opened.serviceId);
-      if (group === undefined) {
-        group = new Set();
-        this.#byService.set(opened.serviceId, group);
-        this.#stopListening.set(
-          opened.serviceId,
-          this.#core.feed.listen(opened.serviceId, opened.file, this),
-        );
-      }
-      group.add(subscription);
+      addTo(group, subscription);
       this.#push({ type: "reply", requestId, subscriptionId: subscription.id });
       this.#snapshot(subscription, request);
     } catch (error) {
@@ -237,6 +241,14 @@ export class WatchSession implements ChangeListener {
       if (this.#closed) return undefined;
       await new Promise<void>((resolve) => (this.#wake = resolve));
       this.#wake = undefined;
+      // It waited for events, so it did not stall (#checkStall may run before the next loop).
+      this.#lastTake = Date.now();
+      // Woken by the first event: let the rest of this turn's writes (all
+      // the commands of one read from a socket, say) come too, so that they
+      // leave in one batch. Past a few writes per turn, sending every
+      // event alone costs more than the server can give, and the backlog
+      // would grow in the writers' streams instead.
+      if (!this.#closed) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
@@ -266,54 +278,79 @@ export class WatchSession implements ChangeListener {
   // ---- ChangeListener ----
 
   onChanges(serviceId: string, changes: readonly VariableChange[], read: ValueReader): void {
-    const group = this.#byService.get(serviceId);
+    const group = this.#groups.get(serviceId);
     if (group === undefined || this.#closed) return;
     // Every subscription of the group is on the same service: one check.
-    const first = group.values().next().value;
-    if (first !== undefined && !this.#stillPermitted(first)) {
-      for (const subscription of [...group]) this.#endUnpermitted(subscription);
+    if (!this.#stillPermitted(group)) {
+      for (const subscription of membersOf(group)) this.#endUnpermitted(subscription);
       this.#wake?.();
       return;
     }
-    for (const subscription of group) {
-      for (const change of changes) {
-        if (subscription.variableName !== "" && subscription.variableName !== change.name) continue;
-        if (change.kind === "delete") this.#deleted(subscription, change);
-        else this.#changed(subscription, change.name, change.version, read);
+    for (const change of changes) {
+      const followers = group.byVariable.get(change.name);
+      if (change.kind === "delete") {
+        // Ending a one-variable subscription takes it out of these lists.
+        for (const subscription of [...(followers ?? []), ...group.wholeService])
+          this.#deleted(subscription, change);
+        continue;
       }
+      if (followers !== undefined) {
+        for (const subscription of followers)
+          this.#changed(subscription, change.name, change.version, read);
+      }
+      for (const subscription of group.wholeService)
+        this.#changed(subscription, change.name, change.version, read);
     }
     this.#checkStall();
     this.#wake?.();
   }
 
   onServiceDeleted(serviceId: string): void {
-    for (const subscription of [...(this.#byService.get(serviceId) ?? [])]) {
-      this.#end(
-        subscription,
-        notFound(`service ${subscription.serviceName} in tenant ${subscription.tenantId}`),
-      );
-    }
+    const group = this.#groups.get(serviceId);
+    if (group === undefined) return;
+    const reason = notFound(`service ${group.serviceName} in tenant ${group.tenantId}`);
+    for (const subscription of membersOf(group)) this.#end(subscription, reason);
   }
 
   // ---- internals ----
 
+  #openGroup(
+    request: SubscriptionRequest,
+    opened: { serviceId: string; file: OwnedServiceFile },
+  ): ServiceGroup {
+    const group: ServiceGroup = {
+      tenantId: request.tenantId,
+      serviceName: request.serviceName,
+      serviceId: opened.serviceId,
+      file: opened.file,
+      stopListening: () => undefined,
+      wholeService: [],
+      byVariable: new Map(),
+      size: 0,
+    };
+    this.#groups.set(opened.serviceId, group);
+    group.stopListening = this.#core.feed.listen(opened.serviceId, opened.file, this);
+    return group;
+  }
+
   #snapshot(subscription: ActiveSubscription, request: SubscriptionRequest): void {
+    const file = subscription.group.file;
     const names =
       subscription.variableName === ""
-        ? subscription.file.list().map((v) => v.name)
+        ? file.list().map((v) => v.name)
         : [subscription.variableName];
     for (const name of names) {
       const from =
         subscription.variableName === "" ? request.fromVersions?.[name] : request.fromVersion;
-      const value = readQuietly(subscription.file, name);
+      const value = readQuietly(file, name);
       if (value === undefined) continue;
       // Resuming: nothing new, or only what came after the version seen.
       // A current version below it means the variable was created anew.
       if (from !== undefined && value.version === from) {
-        subscription.sent.set(name, from);
+        setSent(subscription, name, from);
         continue;
       }
-      if (from !== undefined && value.version > from) subscription.sent.set(name, from);
+      if (from !== undefined && value.version > from) setSent(subscription, name, from);
       this.#capture(subscription, name, value, "snapshot");
     }
   }
@@ -324,7 +361,7 @@ export class WatchSession implements ChangeListener {
     version: number,
     read: ValueReader,
   ): void {
-    if (version <= (subscription.sent.get(name) ?? 0)) return;
+    if (version <= (sentOf(subscription, name) ?? 0)) return;
     if (
       this.#pending.size === 0 &&
       this.#ready.length < this.#limits.maxReadyEvents &&
@@ -340,8 +377,8 @@ export class WatchSession implements ChangeListener {
 
   #deleted(subscription: ActiveSubscription, change: VariableChange): void {
     this.#pending.delete(`${subscription.id}\0${change.name}`);
-    const last = subscription.sent.get(change.name) ?? change.version;
-    subscription.sent.delete(change.name);
+    const last = sentOf(subscription, change.name) ?? change.version;
+    forgetSent(subscription, change.name);
     this.#push({
       type: "change",
       change: this.#event(subscription, change.name, new Uint8Array(0), last, 0, "deleted"),
@@ -357,10 +394,10 @@ export class WatchSession implements ChangeListener {
     value: VersionedValue,
     kind: ChangeEvent["kind"],
   ): void {
-    const last = subscription.sent.get(name);
+    const last = sentOf(subscription, name);
     if (last !== undefined && value.version <= last) return;
     const skipped = last === undefined ? 0 : value.version - last - 1;
-    subscription.sent.set(name, value.version);
+    setSent(subscription, name, value.version);
     this.#push({
       type: "change",
       change: this.#event(subscription, name, value.data, value.version, skipped, kind),
@@ -377,8 +414,8 @@ export class WatchSession implements ChangeListener {
   ): ChangeEvent {
     return {
       subscriptionId: subscription.id,
-      tenantId: subscription.tenantId,
-      serviceName: subscription.serviceName,
+      tenantId: subscription.group.tenantId,
+      serviceName: subscription.group.serviceName,
       variableName: name,
       data,
       version,
@@ -396,11 +433,13 @@ export class WatchSession implements ChangeListener {
       this.#sentSinceProgress = true;
       return events;
     }
-    // Coalesced changes: read the value now, as late as possible.
+    // Coalesced changes: the value now, as late as possible (as of the
+    // feed's last read of the change ring).
     for (const [key, { subscription, name }] of this.#pending) {
       this.#pending.delete(key);
       if (!this.#subscriptions.has(subscription.id)) continue;
-      const value = readQuietly(subscription.file, name);
+      const { serviceId, file } = subscription.group;
+      const value = this.#core.feed.read(serviceId, file, name);
       if (value !== undefined) this.#capture(subscription, name, value, "update");
       if (this.#ready.length >= MAX_BATCH) break;
     }
@@ -425,25 +464,25 @@ export class WatchSession implements ChangeListener {
   }
 
   #drop(subscription: ActiveSubscription): void {
-    this.#subscriptions.delete(subscription.id);
-    const group = this.#byService.get(subscription.serviceId);
-    group?.delete(subscription);
-    if (group !== undefined && group.size === 0) {
-      this.#byService.delete(subscription.serviceId);
-      this.#stopListening.get(subscription.serviceId)?.();
-      this.#stopListening.delete(subscription.serviceId);
+    if (!this.#subscriptions.delete(subscription.id)) return;
+    const group = subscription.group;
+    removeFrom(group, subscription);
+    if (group.size === 0) {
+      this.#groups.delete(group.serviceId);
+      group.stopListening();
     }
+    if (this.#pending.size === 0) return;
     for (const [key, entry] of this.#pending)
       if (entry.subscription === subscription) this.#pending.delete(key);
   }
 
-  #stillPermitted(subscription: ActiveSubscription): boolean {
+  #stillPermitted(group: ServiceGroup): boolean {
     const principal = this.#caller.principal;
     return (
       principal !== undefined &&
       permits(principal, "variable.subscribe", {
-        tenantId: subscription.tenantId,
-        serviceName: subscription.serviceName,
+        tenantId: group.tenantId,
+        serviceName: group.serviceName,
       })
     );
   }
@@ -483,6 +522,51 @@ export class WatchSession implements ChangeListener {
     }
     this.#sentSinceProgress = false;
   }
+}
+
+function addTo(group: ServiceGroup, subscription: ActiveSubscription): void {
+  group.size++;
+  if (subscription.variableName === "") {
+    group.wholeService.push(subscription);
+    return;
+  }
+  const followers = group.byVariable.get(subscription.variableName);
+  if (followers === undefined) group.byVariable.set(subscription.variableName, [subscription]);
+  else followers.push(subscription);
+}
+
+function removeFrom(group: ServiceGroup, subscription: ActiveSubscription): void {
+  group.size--;
+  const list =
+    subscription.variableName === ""
+      ? group.wholeService
+      : group.byVariable.get(subscription.variableName);
+  if (list === undefined) return;
+  const at = list.indexOf(subscription);
+  if (at >= 0) list.splice(at, 1);
+  if (list.length === 0 && subscription.variableName !== "")
+    group.byVariable.delete(subscription.variableName);
+}
+
+/** Every subscription of a group in the order they were made, as a copy that survives ending them. */
+function membersOf(group: ServiceGroup): ActiveSubscription[] {
+  return [...group.wholeService, ...[...group.byVariable.values()].flat()].sort(
+    (a, b) => a.id - b.id,
+  );
+}
+
+function sentOf(subscription: ActiveSubscription, name: string): number | undefined {
+  return subscription.variableName === "" ? subscription.sent?.get(name) : subscription.lastSent;
+}
+
+function setSent(subscription: ActiveSubscription, name: string, version: number): void {
+  if (subscription.variableName !== "") subscription.lastSent = version;
+  else (subscription.sent ??= new Map()).set(name, version);
+}
+
+function forgetSent(subscription: ActiveSubscription, name: string): void {
+  if (subscription.variableName !== "") subscription.lastSent = undefined;
+  else subscription.sent?.delete(name);
 }
 
 function bytesOf(event: SessionEvent): number {

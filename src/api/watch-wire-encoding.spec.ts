@@ -1,0 +1,106 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import {
+  ChangeBatchSchema,
+  ChangeKind,
+  SubscribeResponseSchema,
+  WatchResponseSchema,
+} from "../../gen/commy/v1/watch_pb.js";
+import type { ChangeEvent } from "../core/watch-session.js";
+import { changeBatchField, encodeChangeBatchField } from "./watch-wire-encoding.js";
+
+const KINDS = {
+  snapshot: ChangeKind.SNAPSHOT,
+  update: ChangeKind.UPDATE,
+  deleted: ChangeKind.DELETED,
+};
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+function event(fields: Partial<ChangeEvent>): ChangeEvent {
+  return {
+    subscriptionId: 1,
+    tenantId: "t",
+    serviceName: "s",
+    variableName: "x",
+    data: bytes("value"),
+    version: 1,
+    skipped: 0,
+    kind: "update",
+    ...fields,
+  };
+}
+
+/** What protobuf-es encodes for the same changes. */
+function expected(changes: ChangeEvent[]) {
+  return create(ChangeBatchSchema, {
+    changes: changes.map((c) => ({
+      subscriptionId: BigInt(c.subscriptionId),
+      variableName: c.variableName,
+      data: c.data,
+      version: BigInt(c.version),
+      skipped: BigInt(c.skipped),
+      kind: KINDS[c.kind],
+    })),
+  });
+}
+
+/** The field's value is the batch's length, then the batch. */
+function decodeField(bytes: Uint8Array) {
+  let length = 0;
+  let shift = 1;
+  let at = 0;
+  for (;;) {
+    const byte = bytes[at++] as number;
+    length += (byte & 0x7f) * shift;
+    shift *= 0x80;
+    if (byte < 0x80) break;
+  }
+  expect(bytes.length - at).toBe(length);
+  return fromBinary(ChangeBatchSchema, bytes.subarray(at));
+}
+
+describe("encodeChangeBatchField", () => {
+  it("decodes to the batch protobuf-es would send, every field and kind", () => {
+    const changes = [
+      event({ subscriptionId: 7, variableName: "x", version: 3, kind: "snapshot" }),
+      event({ subscriptionId: 300, variableName: "grüße/ü", version: 2 ** 40, skipped: 129 }),
+      event({ variableName: "gone", data: new Uint8Array(0), version: 9, kind: "deleted" }),
+      event({ data: new Uint8Array(200_000).fill(7), version: 2 ** 53 - 1 }),
+    ];
+    expect(decodeField(encodeChangeBatchField(changes))).toEqual(expected(changes));
+  });
+
+  it("shares one value among subscribers, and keeps their own ids and skips", () => {
+    const data = bytes("shared");
+    const changes = [1, 2, 3].map((id) =>
+      event({ subscriptionId: id, data, version: 5, skipped: id - 1 }),
+    );
+    expect(decodeField(encodeChangeBatchField(changes))).toEqual(expected(changes));
+    // The same data object with other fields (a snapshot read reused) is encoded anew.
+    const other = [event({ subscriptionId: 4, data, version: 6, kind: "snapshot" })];
+    expect(decodeField(encodeChangeBatchField(other))).toEqual(expected(other));
+  });
+
+  it("is the `changes` field of WatchResponse and SubscribeResponse on the wire", () => {
+    const changes = [event({ subscriptionId: 2 }), event({ subscriptionId: 3, version: 4 })];
+    const watch = toBinary(WatchResponseSchema, {
+      $typeName: "commy.v1.WatchResponse",
+      event: { case: undefined },
+      $unknown: [changeBatchField(2, changes)],
+    });
+    expect(fromBinary(WatchResponseSchema, watch).event).toEqual({
+      case: "changes",
+      value: expected(changes),
+    });
+    const subscribe = toBinary(SubscribeResponseSchema, {
+      $typeName: "commy.v1.SubscribeResponse",
+      event: { case: undefined },
+      $unknown: [changeBatchField(1, changes)],
+    });
+    expect(fromBinary(SubscribeResponseSchema, subscribe).event).toEqual({
+      case: "changes",
+      value: expected(changes),
+    });
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * Internal: change batches of Watch and Subscribe responses, encoded by hand
+ * as protobuf bytes. A change of one variable goes to every subscriber of
+ * it; what all of them share (`variable_name`, `data`, `version`, `kind`)
+ * is encoded once, and only `subscription_id` and `skipped` are written per
+ * subscriber — protobuf fields may come in any order, and concatenated
+ * encodings are one valid message. The result is identical on the wire to
+ * `toBinary(ChangeBatchSchema, …)` up to field order.
+ */
+import type { UnknownField } from "@bufbuild/protobuf";
+import { WireType } from "@bufbuild/protobuf/wire";
+import type { ChangeEvent } from "../core/watch-session.js";
+
+/** commy.v1.ChangeKind, by the session's names. */
+const KIND_NUMBERS: Record<ChangeEvent["kind"], number> = {
+  snapshot: 1,
+  update: 2,
+  deleted: 3,
+};
+
+// Tags (field number << 3 | wire type) of commy.v1.Change and ChangeBatch.
+const TAG_SUBSCRIPTION_ID = (1 << 3) | WireType.Varint;
+const TAG_VARIABLE_NAME = (2 << 3) | WireType.LengthDelimited;
+const TAG_DATA = (3 << 3) | WireType.LengthDelimited;
+const TAG_VERSION = (4 << 3) | WireType.Varint;
+const TAG_SKIPPED = (5 << 3) | WireType.Varint;
+const TAG_KIND = (6 << 3) | WireType.Varint;
+const TAG_BATCH_CHANGES = (1 << 3) | WireType.LengthDelimited;
+
+const utf8 = new TextEncoder();
+
+/** The encoded fields a change shares among its subscribers, and what they encode. */
+interface SharedFields {
+  variableName: string;
+  version: number;
+  kind: ChangeEvent["kind"];
+  bytes: Uint8Array;
+}
+
+/**
+ * The change feed hands one read of a variable to every subscriber (the
+ * same `data` object), so the data identifies the shared part; the other
+ * fields are compared too, as a value read for a snapshot is never
+ * promised to be used only once.
+ */
+const sharedByData = new WeakMap<Uint8Array, SharedFields>();
+
+function sharedFields(change: ChangeEvent): Uint8Array {
+  const cached = sharedByData.get(change.data);
+  if (
+    cached !== undefined &&
+    cached.version === change.version &&
+    cached.kind === change.kind &&
+    cached.variableName === change.variableName
+  ) {
+    return cached.bytes;
+  }
+  const bytes = encodeSharedFields(change);
+  // An empty value is a fresh object per event (deletions): nothing to share.
+  if (change.data.length > 0) {
+    sharedByData.set(change.data, {
+      variableName: change.variableName,
+      version: change.version,
+      kind: change.kind,
+      bytes,
+    });
+  }
+  return bytes;
+}
+
+/** Fields 2, 3, 4 and 6 of commy.v1.Change; proto3 leaves default values out. */
+function encodeSharedFields(change: ChangeEvent): Uint8Array {
+  const name = encodeName(change.variableName);
+  const kind = KIND_NUMBERS[change.kind];
+  let size = 0;
+  if (name.length > 0) size += 1 + varintSize(name.length) + name.length;
+  if (change.data.length > 0) size += 1 + varintSize(change.data.length) + change.data.length;
+  if (change.version !== 0) size += 1 + varintSize(change.version);
+  size += 1 + varintSize(kind);
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  if (name.length > 0) {
+    bytes[at++] = TAG_VARIABLE_NAME;
+    at = writeVarint(bytes, at, name.length);
+    bytes.set(name, at);
+    at += name.length;
+  }
+  if (change.data.length > 0) {
+    bytes[at++] = TAG_DATA;
+    at = writeVarint(bytes, at, change.data.length);
+    bytes.set(change.data, at);
+    at += change.data.length;
+  }
+  if (change.version !== 0) {
+    bytes[at++] = TAG_VERSION;
+    at = writeVarint(bytes, at, change.version);
+  }
+  bytes[at++] = TAG_KIND;
+  writeVarint(bytes, at, kind);
+  return bytes;
+}
+
+/** UTF-8; names are mostly ASCII, which is copied without TextEncoder's call overhead. */
+function encodeName(name: string): Uint8Array {
+  const bytes = new Uint8Array(name.length);
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 0x80) return utf8.encode(name);
+    bytes[i] = code;
+  }
+  return bytes;
+}
+
+/** Field 1 and, when not 0, field 5 of commy.v1.Change. */
+function ownFieldsSize(change: ChangeEvent): number {
+  let size = 1 + varintSize(change.subscriptionId);
+  if (change.skipped !== 0) size += 1 + varintSize(change.skipped);
+  return size;
+}
+
+/**
+ * A ChangeBatch as the length-delimited value of the response's `changes`
+ * field: its length, then the batch. Reused encodings of shared fields are
+ * copied, never referenced, so the result owns its bytes.
+ */
+export function encodeChangeBatchField(changes: readonly ChangeEvent[]): Uint8Array {
+  const shared: Uint8Array[] = new Array<Uint8Array>(changes.length);
+  let batchSize = 0;
+  for (let i = 0; i < changes.length; i++) {
+    const change = changes[i] as ChangeEvent;
+    const fields = sharedFields(change);
+    shared[i] = fields;
+    const changeSize = ownFieldsSize(change) + fields.length;
+    batchSize += 1 + varintSize(changeSize) + changeSize;
+  }
+  const bytes = new Uint8Array(varintSize(batchSize) + batchSize);
+  let at = writeVarint(bytes, 0, batchSize);
+  for (let i = 0; i < changes.length; i++) {
+    const change = changes[i] as ChangeEvent;
+    const fields = shared[i] as Uint8Array;
+    bytes[at++] = TAG_BATCH_CHANGES;
+    at = writeVarint(bytes, at, ownFieldsSize(change) + fields.length);
+    bytes[at++] = TAG_SUBSCRIPTION_ID;
+    at = writeVarint(bytes, at, change.subscriptionId);
+    if (change.skipped !== 0) {
+      bytes[at++] = TAG_SKIPPED;
+      at = writeVarint(bytes, at, change.skipped);
+    }
+    bytes.set(fields, at);
+    at += fields.length;
+  }
+  return bytes;
+}
+
+/**
+ * The encoded batch as a field of the response message. protobuf-es writes
+ * a message's unknown fields verbatim after its known ones, so a response
+ * whose only field is this one serializes to exactly these bytes behind the
+ * field's tag — without a message object per change.
+ */
+export function changeBatchField(
+  fieldNumber: number,
+  changes: readonly ChangeEvent[],
+): UnknownField {
+  return {
+    no: fieldNumber,
+    wireType: WireType.LengthDelimited,
+    data: encodeChangeBatchField(changes),
+  };
+}
+
+/** Bytes of a varint; versions stay below 2^53, so plain division is exact. */
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(bytes: Uint8Array, at: number, value: number): number {
+  while (value >= 0x80) {
+    bytes[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  bytes[at++] = value;
+  return at;
+}
