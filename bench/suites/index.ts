@@ -6,6 +6,7 @@ import type { Suite } from "../lib/suite.js";
 import { apiSuite } from "./api.js";
 import { authSuite } from "./auth.js";
 import { bridgeSuite } from "./bridge.js";
+import { cliSuite } from "./cli.js";
 import { clientSuite } from "./client.js";
 import { opsSuite } from "./ops.js";
 import { shmSuite } from "./shm.js";
@@ -19,4 +20,5 @@ export const suites: readonly Suite[] = [
   bridgeSuite,
   opsSuite,
   clientSuite,
+  cliSuite,
 ];

@@ -7,6 +7,7 @@
  * subscriptions that resume by themselves, and the local fast path.
  */
 import { Agent } from "node:http";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Interceptor, type Transport, createClient } from "@connectrpc/connect";
 import { Http2SessionManager, createConnectTransport } from "@connectrpc/connect-node";
 import { CommyService } from "../../gen/commy/v1/commy_service_pb.js";
@@ -24,15 +25,31 @@ import {
   callOnce,
   callWithRetries,
 } from "./call-policy.js";
+import {
+  type ApiKeyInfo,
+  type AuditEventInfo,
+  type AuditFilter,
+  type CallerInfo,
+  type CreatedApiKey,
+  type PrincipalGrant,
+  type PrincipalInfo,
+  apiKeyOf,
+  auditEventOf,
+  callerOf,
+  principalGrantsOf,
+  principalOf,
+} from "./identity-admin.js";
 import type { LocalService, VariableInfo } from "./local-service.js";
 import {
   BearerToken,
   type Credential,
+  type Grant,
   type RefreshedToken,
   type Session,
   authenticateRequest,
   dateOf,
   sessionOf,
+  wirePermission,
 } from "./session.js";
 import {
   DEFAULT_RECONNECT_POLICY,
@@ -138,6 +155,34 @@ export interface WriteOptions extends CallOptions {
 /** Options of `openLocal`. */
 export type OpenLocalOptions = CallOptions;
 
+/** Names a principal of a tenant. */
+export interface PrincipalRef {
+  tenantId: string;
+  /** The principal's name within the tenant. */
+  name: string;
+}
+
+/** Options of `createPrincipal`. */
+export interface CreatePrincipalOptions extends CallOptions {
+  /** An initial password (at least 8 characters); none by default. */
+  password?: string;
+}
+
+/** Options of `createApiKey`. */
+export interface CreateApiKeyOptions extends CallOptions {
+  /** Free text to tell keys apart. */
+  description?: string;
+}
+
+/** Options of `listGrants`. */
+export interface ListGrantsOptions extends CallOptions {
+  /** Only this principal's grants; all of the tenant's by default. */
+  principalName?: string;
+}
+
+/** Options of `listAuditEvents`: the filter and the page. */
+export type ListAuditEventsOptions = AuditFilter & PageOptions;
+
 /**
  * A client of one Commy server. Every method returns a promise that
  * rejects with a CommyError (narrow it with `isNotFound`, `isTimeout`, …)
@@ -206,6 +251,44 @@ export interface CommyClient {
   refresh(options?: CallOptions): Promise<RefreshedToken>;
   /** Revokes the current session token; the client then calls without credentials. */
   logout(options?: CallOptions): Promise<void>;
+
+  /** Who the caller is (the principal the token authenticates) and what it may do. */
+  whoAmI(options?: CallOptions): Promise<CallerInfo>;
+
+  /**
+   * Creates a principal in a tenant (tenant admin or server admin).
+   * ALREADY_EXISTS if the tenant has one by that name.
+   */
+  createPrincipal(ref: PrincipalRef, options?: CreatePrincipalOptions): Promise<PrincipalInfo>;
+  /** A tenant's principals, by name. */
+  listPrincipals(tenantId: string, options?: CallOptions): Promise<PrincipalInfo[]>;
+  /** Deletes a principal: its keys, grants and sessions stop working at once. */
+  deletePrincipal(ref: PrincipalRef, options?: CallOptions): Promise<void>;
+  /** Sets or replaces a principal's password (at least 8 characters); its sessions end. */
+  setPassword(ref: PrincipalRef, password: string, options?: CallOptions): Promise<void>;
+
+  /** Creates an API key for a principal; the returned secret is not shown again. */
+  createApiKey(ref: PrincipalRef, options?: CreateApiKeyOptions): Promise<CreatedApiKey>;
+  /** A tenant's API keys, without their secrets. */
+  listApiKeys(tenantId: string, options?: CallOptions): Promise<ApiKeyInfo[]>;
+  /** Revokes an API key at once. NOT_FOUND if the tenant has no such key. */
+  revokeApiKey(tenantId: string, keyId: string, options?: CallOptions): Promise<void>;
+
+  /**
+   * Grants a permission of `grant.tenantId` to the principal `principalName`
+   * of that tenant (idempotent). INVALID_REQUEST for an unknown permission.
+   */
+  grantPermission(principalName: string, grant: Grant, options?: CallOptions): Promise<void>;
+  /** Revokes a grant made with the same permission and prefix; NOT_FOUND if there is none. */
+  revokePermission(principalName: string, grant: Grant, options?: CallOptions): Promise<void>;
+  /** The grants of a tenant's principals (or of one). */
+  listGrants(tenantId: string, options?: ListGrantsOptions): Promise<PrincipalGrant[]>;
+
+  /**
+   * One page of audit events, oldest first: a tenant admin sees its
+   * tenant's (give `tenantId`), the server admin all of them.
+   */
+  listAuditEvents(options?: ListAuditEventsOptions): Promise<Page<AuditEventInfo>>;
 
   /** The bearer token the client sends now, if any. */
   readonly token: string | undefined;
@@ -326,6 +409,71 @@ export function createCommyClient(options: CommyClientOptions): CommyClient {
       await change((o) => identity.logout({}, o), call);
       bearer.current = undefined;
     },
+
+    whoAmI: async (call) => callerOf(await read((o) => identity.whoAmI({}, o), call)),
+
+    createPrincipal: async (ref, create = {}) => {
+      const request = { tenantId: ref.tenantId, name: ref.name, password: create.password ?? "" };
+      const response = await change((o) => identity.createPrincipal(request, o), create);
+      return principalOf(response.principal);
+    },
+    listPrincipals: async (tenantId, call) =>
+      (await read((o) => identity.listPrincipals({ tenantId }, o), call)).principals.map(
+        principalOf,
+      ),
+    deletePrincipal: async (ref, call) => {
+      await change(
+        (o) => identity.deletePrincipal({ tenantId: ref.tenantId, name: ref.name }, o),
+        call,
+      );
+    },
+    setPassword: async (ref, password, call) => {
+      const request = { tenantId: ref.tenantId, name: ref.name, password };
+      await change((o) => identity.setPassword(request, o), call);
+    },
+
+    createApiKey: async (ref, create = {}) => {
+      const request = {
+        tenantId: ref.tenantId,
+        principalName: ref.name,
+        description: create.description ?? "",
+      };
+      const response = await change((o) => identity.createApiKey(request, o), create);
+      return { key: apiKeyOf(response.key), secret: response.apiKey };
+    },
+    listApiKeys: async (tenantId, call) =>
+      (await read((o) => identity.listApiKeys({ tenantId }, o), call)).keys.map(apiKeyOf),
+    revokeApiKey: async (tenantId, keyId, call) => {
+      await change((o) => identity.revokeApiKey({ tenantId, keyId }, o), call);
+    },
+
+    grantPermission: async (principalName, grant, call) => {
+      const request = permissionRequest(principalName, grant);
+      await change((o) => identity.grantPermission(request, o), call);
+    },
+    revokePermission: async (principalName, grant, call) => {
+      const request = permissionRequest(principalName, grant);
+      await change((o) => identity.revokePermission(request, o), call);
+    },
+    listGrants: async (tenantId, list = {}) => {
+      const request = { tenantId, principalName: list.principalName ?? "" };
+      const response = await read((o) => identity.listGrants(request, o), list);
+      return response.grants.flatMap(principalGrantsOf);
+    },
+
+    listAuditEvents: async (list = {}) => {
+      const request = {
+        tenantId: list.tenantId ?? "",
+        principalId: list.principalId ?? "",
+        action: list.action ?? "",
+        since: list.since === undefined ? undefined : timestampFromDate(list.since),
+        until: list.until === undefined ? undefined : timestampFromDate(list.until),
+        pageSize: list.pageSize ?? 0,
+        pageToken: list.pageToken ?? "",
+      };
+      const response = await read((o) => identity.listAuditEvents(request, o), list);
+      return { items: response.events.map(auditEventOf), nextPageToken: next(response) };
+    },
   };
 }
 
@@ -367,6 +515,13 @@ const variableRef = (ref: VariableRef) => ({
   tenantId: ref.tenantId,
   serviceName: ref.serviceName,
   variableName: ref.variableName,
+});
+
+const permissionRequest = (principalName: string, grant: Grant) => ({
+  tenantId: grant.tenantId,
+  principalName,
+  permission: wirePermission(grant.permission),
+  servicePrefix: grant.servicePrefix,
 });
 
 const pageRequest = (page: PageOptions) => ({

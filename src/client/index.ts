@@ -14,10 +14,15 @@ export {
   type AllocateOptions,
   type CommyClient,
   type CommyClientOptions,
+  type CreateApiKeyOptions,
+  type CreatePrincipalOptions,
   DEFAULT_TIMEOUT_MS,
+  type ListAuditEventsOptions,
+  type ListGrantsOptions,
   type OpenLocalOptions,
   type Page,
   type PageOptions,
+  type PrincipalRef,
   type ServiceInfo,
   type ServiceRef,
   type TenantInfo,
@@ -44,6 +49,15 @@ export {
   isUnauthorized,
   isVersionConflict,
 } from "./client-errors.js";
+export type {
+  ApiKeyInfo,
+  AuditEventInfo,
+  AuditFilter,
+  CallerInfo,
+  CreatedApiKey,
+  PrincipalGrant,
+  PrincipalInfo,
+} from "./identity-admin.js";
 // Types only: the class (and the native mmap module under it) is loaded by
 // openLocal, so that remote-only programs never need the addon.
 export type {

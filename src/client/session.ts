@@ -58,6 +58,20 @@ const PERMISSION_NAMES: Partial<Record<Permission, GrantPermission>> = {
   [Permission.VARIABLE_SUBSCRIBE]: "variable:subscribe",
 };
 
+const WIRE_PERMISSIONS = Object.fromEntries(
+  Object.entries(PERMISSION_NAMES).map(([wire, name]) => [name, Number(wire) as Permission]),
+) as Record<GrantPermission, Permission>;
+
+/** Internal: the wire Permission of a permission name; UNSPECIFIED for one that is none. */
+export function wirePermission(permission: GrantPermission): Permission {
+  return WIRE_PERMISSIONS[permission] ?? Permission.UNSPECIFIED;
+}
+
+/** Internal: the permission name of a wire Permission, or undefined for one this client does not know. */
+export function permissionName(permission: Permission): GrantPermission | undefined {
+  return PERMISSION_NAMES[permission];
+}
+
 /** Internal: the bearer token a client sends, replaced by authenticate/refresh/logout. */
 export class BearerToken {
   constructor(public current: string | undefined) {}
@@ -107,7 +121,8 @@ export function dateOf(timestamp: Timestamp | undefined): Date | undefined {
   return timestamp === undefined ? undefined : timestampDate(timestamp);
 }
 
-function grantOf(grant: WireGrant): Grant[] {
+/** Internal: a wire Grant as a Grant, in a list that is empty for a permission this client does not know. */
+export function grantOf(grant: WireGrant): Grant[] {
   const permission = PERMISSION_NAMES[grant.permission];
   // A permission this client does not know yet is left out rather than guessed.
   return permission === undefined
