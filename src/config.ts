@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { DEFAULT_TENANT_QUOTAS } from "./core/tenant-quotas.js";
 
 /** Everything `commy serve` can be told. */
 export interface ServerConfig {
@@ -34,6 +35,10 @@ export interface ServerConfig {
   maxConnections: number;
   /** Concurrent HTTP/2 streams (calls) one connection may have open. */
   maxStreamsPerConnection: number;
+  /** Per-tenant quotas: services, variables (all services), bytes of service files. */
+  tenantMaxServices: number;
+  tenantMaxVariables: number;
+  tenantMaxBytes: number;
 }
 
 type Kind = "string" | "port" | "bytes" | "level" | "count" | "seconds" | "boolean";
@@ -146,6 +151,27 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     kind: "count",
     help: "concurrent HTTP/2 streams per connection (the HTTP/2 setting)",
   },
+  {
+    key: "tenantMaxServices",
+    flag: "tenant-max-services",
+    env: "COMMY_TENANT_MAX_SERVICES",
+    kind: "count",
+    help: "services one tenant may have (more: RESOURCE_EXHAUSTED)",
+  },
+  {
+    key: "tenantMaxVariables",
+    flag: "tenant-max-variables",
+    env: "COMMY_TENANT_MAX_VARIABLES",
+    kind: "count",
+    help: "variables one tenant may have over all its services",
+  },
+  {
+    key: "tenantMaxBytes",
+    flag: "tenant-max-bytes",
+    env: "COMMY_TENANT_MAX_BYTES",
+    kind: "count",
+    help: "bytes of service files one tenant may use (no new variables beyond)",
+  },
 ];
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -164,6 +190,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxMessageBytes: 4 * 1024 * 1024,
   maxConnections: 20_000,
   maxStreamsPerConnection: 1000,
+  tenantMaxServices: DEFAULT_TENANT_QUOTAS.maxServices,
+  tenantMaxVariables: DEFAULT_TENANT_QUOTAS.maxVariables,
+  tenantMaxBytes: DEFAULT_TENANT_QUOTAS.maxBytes,
 };
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);

@@ -29,7 +29,11 @@ import {
   createReflectionV1alphaHandlers,
 } from "./api/reflection-service-handlers.js";
 import { createHttpEndpoints } from "./api/http-endpoints.js";
-import { type WatchSession, type WatchSessionLimits } from "./core/watch-session.js";
+import {
+  type WatchSession,
+  type WatchSessionLimits,
+  type WatchSessionOptions,
+} from "./core/watch-session.js";
 import { CommyError } from "./core/commy-error.js";
 import { callerKey } from "./api/caller-context.js";
 import { createCommyServiceHandlers } from "./api/commy-service-handlers.js";
@@ -96,7 +100,12 @@ export async function startServer(
   const tls = readTlsFiles(settings);
   const unlock = lockDataDir(settings.dataDir);
   const store = openSqliteControlStore(join(settings.dataDir, "commy.db"));
-  const files = new ServiceFileRegistry(settings.dataDir, { maxSize: settings.maxServiceFileSize });
+  // Metrics are made once the core and transports they read exist; these
+  // hooks only fire later, when there is work.
+  const files = new ServiceFileRegistry(settings.dataDir, {
+    maxSize: settings.maxServiceFileSize,
+    onGrow: () => metrics?.serviceFileGrew(),
+  });
   const reconciliation = files.reconcile(store.allServices());
   for (const orphan of reconciliation.removedOrphans)
     log.warn({ file: orphan }, "removed a service file no service owns");
@@ -113,7 +122,13 @@ export async function startServer(
       `commy: generated the admin token (kept in ${admin.path}): ${admin.token}\n`,
     );
   }
-  const audit = new AuditLog(store);
+  const audit = new AuditLog(store, Date.now, (action, outcome) =>
+    metrics?.auditEvent(action, outcome),
+  );
+  const watchOptions: WatchSessionOptions = {
+    ...extras.watchLimits,
+    onCoalesced: (versions) => metrics?.coalescedVersions(versions),
+  };
   const identity = new Identity({
     store,
     audit,
@@ -125,6 +140,11 @@ export async function startServer(
     files,
     audit,
     onTenantDeleted: (tenantId) => identity.forgetTenant(tenantId),
+    quotas: {
+      maxServices: settings.tenantMaxServices,
+      maxVariables: settings.tenantMaxVariables,
+      maxBytes: settings.tenantMaxBytes,
+    },
   });
 
   const watchSessions = new Set<WatchSession>();
@@ -146,7 +166,7 @@ export async function startServer(
     identity,
     log,
     serverVersion: SERVER_VERSION,
-    watchLimits: extras.watchLimits,
+    watchLimits: watchOptions,
     onMessage: (type, result) => metrics?.bridgeMessage(type, result),
     limits: {
       maxMessageBytes: settings.wsMaxMessageBytes,
@@ -182,7 +202,7 @@ export async function startServer(
       router.service(IdentityService, createIdentityServiceHandlers(identity));
       router.service(
         WatchService,
-        createWatchServiceHandlers(core, { sessions: watchSessions, limits: extras.watchLimits }),
+        createWatchServiceHandlers(core, { sessions: watchSessions, limits: watchOptions }),
       );
       router.service(Health, createHealthServiceHandlers(health, descriptors.serviceNames));
       router.service(ReflectionV1, createReflectionV1Handlers(descriptors));

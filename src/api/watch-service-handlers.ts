@@ -26,7 +26,7 @@ import {
   type SessionEvent,
   type SubscriptionRequest,
   WatchSession,
-  type WatchSessionLimits,
+  type WatchSessionOptions,
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
 import { toWireErrorCode } from "./connect-errors.js";
@@ -314,7 +314,7 @@ function isBinary(context: HandlerContext): boolean {
 }
 
 export interface WatchHandlerOptions {
-  limits?: Partial<WatchSessionLimits>;
+  limits?: WatchSessionOptions;
   /** Sessions that are open, so that shutdown can end them. */
   sessions: Set<WatchSession>;
 }

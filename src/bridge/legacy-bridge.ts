@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { CommyCore } from "../core/commy-core.js";
 import type { Identity } from "../core/identity.js";
-import type { WatchSessionLimits } from "../core/watch-session.js";
+import type { WatchSessionOptions } from "../core/watch-session.js";
 import { LegacyConnection, type LegacyPeer } from "./legacy-connection.js";
 
 export interface LegacyBridgeLimits {
@@ -36,7 +36,7 @@ export interface LegacyBridgeDependencies {
   log: Logger;
   serverVersion: string;
   limits?: Partial<LegacyBridgeLimits>;
-  watchLimits?: Partial<WatchSessionLimits>;
+  watchLimits?: WatchSessionOptions;
   /** Told of every message handled (metrics). */
   onMessage?: (type: string, result: string) => void;
 }

@@ -15,7 +15,7 @@ import type { Caller } from "../core/caller.js";
 import type { CommyCore, ServiceRef } from "../core/commy-core.js";
 import { CommyError, isCommyError, invalidRequest, notFound } from "../core/commy-error.js";
 import type { Identity } from "../core/identity.js";
-import { WatchSession, type WatchSessionLimits } from "../core/watch-session.js";
+import { WatchSession, type WatchSessionOptions } from "../core/watch-session.js";
 import { legacyError } from "./legacy-errors.js";
 import {
   type ClientMessage,
@@ -42,7 +42,7 @@ export interface LegacyConnectionDependencies {
   identity: Identity;
   log: Logger;
   serverVersion: string;
-  watchLimits?: Partial<WatchSessionLimits>;
+  watchLimits?: WatchSessionOptions;
   /** Told of every message handled: its type and "ok" or the error code sent (or not sent). */
   onMessage?: (type: string, result: string) => void;
 }

@@ -21,6 +21,8 @@ export class AuditLog {
   constructor(
     private readonly store: AuditStore,
     private readonly now: () => number = Date.now,
+    /** Told of every event recorded (metrics). */
+    private readonly onRecord?: (action: string, outcome: string) => void,
   ) {}
 
   /**
@@ -57,6 +59,7 @@ export class AuditLog {
       clientAddress: caller.clientAddress ?? "",
       detail: entry.detail ?? "",
     });
+    this.onRecord?.(entry.action, entry.outcome);
   }
 
   /**

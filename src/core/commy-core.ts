@@ -14,6 +14,7 @@ import { describeInvalidName } from "./names.js";
 import type { ServiceFileRegistry } from "./service-file-registry.js";
 import { withShmErrors, withShmErrorsWaitingForLocks } from "./shm-errors.js";
 import { ChangeFeed } from "./change-feed.js";
+import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "./tenant-quotas.js";
 
 export type { VariableInfo } from "../shm/index.js";
 
@@ -60,6 +61,7 @@ export interface CoreDependencies {
   onTenantDeleted?: (tenantId: string) => void;
   /** Milliseconds since the epoch (injectable for tests). */
   now?: () => number;
+  quotas?: Partial<TenantQuotas>;
 }
 
 interface LiveService {
@@ -75,6 +77,7 @@ export class CommyCore {
   readonly #audit: AuditLog;
   readonly #onTenantDeleted: (tenantId: string) => void;
   readonly #now: () => number;
+  readonly #quotas: TenantQuotas;
   /** tenantId → serviceName → service; the store is the truth, this the fast path. */
   readonly #services = new Map<string, Map<string, LiveService>>();
   /** serviceId → service, for the legacy protocol, which names services by id. */
@@ -87,6 +90,7 @@ export class CommyCore {
     this.#audit = deps.audit;
     this.#onTenantDeleted = deps.onTenantDeleted ?? (() => undefined);
     this.#now = deps.now ?? Date.now;
+    this.#quotas = { ...DEFAULT_TENANT_QUOTAS, ...deps.quotas };
     for (const record of this.#store.allServices()) {
       const file = this.#files.get(record.serviceId);
       if (file !== undefined) this.#remember({ record, file });
@@ -176,8 +180,12 @@ export class CommyCore {
   /** Makes the file and inserts the row; the row commits with its audit row after this. */
   #createService(createdBy: string, ref: ServiceRef): LiveService {
     this.#tenant(ref.tenantId);
-    if (this.#services.get(ref.tenantId)?.has(ref.serviceName) === true) {
+    const services = this.#services.get(ref.tenantId);
+    if (services?.has(ref.serviceName) === true) {
       throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
+    }
+    if ((services?.size ?? 0) >= this.#quotas.maxServices) {
+      throw quotaReached(ref.tenantId, `${this.#quotas.maxServices} services`);
     }
     // File first, then the row: a crash in between leaves an orphan file,
     // which start-up removes; never a row without its file. The file comes
@@ -252,6 +260,7 @@ export class CommyCore {
       variableResource(request),
       () => {
         const { file } = this.#service(request);
+        this.#checkVariableQuota(request.tenantId, file, request.variableName);
         return withShmErrors(() =>
           file.allocate(request.variableName, request.initialData, { capacity: request.capacity }),
         );
@@ -408,8 +417,26 @@ export class CommyCore {
         `variable ${request.variableName} does not exist (expected version ${request.expectedVersion})`,
       );
     }
+    this.#checkVariableQuota(request.tenantId, file, request.variableName);
     withShmErrors(() => file.allocate(request.variableName, request.data));
     return { version: 1, created: true };
+  }
+
+  /** Before a new variable: the tenant's variable and byte quotas (an existing name fails later, as ALREADY_EXISTS). */
+  #checkVariableQuota(tenantId: string, file: OwnedServiceFile, name: string): void {
+    if (file.find(name) !== undefined) return;
+    let variables = 0;
+    let bytes = 0;
+    for (const service of this.#services.get(tenantId)?.values() ?? []) {
+      variables += service.file.variableCount;
+      bytes += service.file.size;
+    }
+    if (variables >= this.#quotas.maxVariables) {
+      throw quotaReached(tenantId, `${this.#quotas.maxVariables} variables`);
+    }
+    if (bytes >= this.#quotas.maxBytes) {
+      throw quotaReached(tenantId, `${this.#quotas.maxBytes} bytes of service files`);
+    }
   }
 
   #tenant(tenantId: string): TenantRecord {
@@ -491,4 +518,11 @@ function pageSize(page: PageRequest): number {
   if (!Number.isInteger(size) || size < 0)
     throw invalidRequest("page_size must be a positive whole number");
   return size === 0 ? DEFAULT_PAGE_SIZE : Math.min(size, MAX_PAGE_SIZE);
+}
+
+function quotaReached(tenantId: string, what: string): CommyError {
+  return new CommyError(
+    "RESOURCE_EXHAUSTED",
+    `tenant ${tenantId} has reached its quota of ${what}`,
+  );
 }

@@ -29,6 +29,8 @@ export interface ServiceFileLimits {
   maxSize?: number;
   /** Bytes a new service file starts with (default 256 KiB). */
   initialSize?: number;
+  /** Told each time any service file grows (metrics). */
+  onGrow?: (newSize: number) => void;
 }
 
 /** What start-up had to mend, for the log. */
@@ -120,6 +122,7 @@ export class ServiceFileRegistry {
     for (const service of services) {
       try {
         const file = OwnedServiceFile.openOwned(this.pathOf(service.serviceId));
+        file.onGrow = this.#limits.onGrow;
         this.#open.set(service.serviceId, file);
         if (file.repairs.length > 0)
           result.repaired.push({ serviceId: service.serviceId, notes: file.repairs });
@@ -148,7 +151,14 @@ export class ServiceFileRegistry {
   }
 
   #make(serviceId: string): OwnedServiceFile {
-    return OwnedServiceFile.create(this.pathOf(serviceId), { serviceId, ...this.#limits });
+    const { maxSize, initialSize, onGrow } = this.#limits;
+    const file = OwnedServiceFile.create(this.pathOf(serviceId), {
+      serviceId,
+      maxSize,
+      initialSize,
+    });
+    file.onGrow = onGrow;
+    return file;
   }
 
   #scheduleUpkeep(): void {

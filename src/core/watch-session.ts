@@ -62,6 +62,11 @@ export interface WatchSessionLimits {
   maxSubscriptions: number;
 }
 
+/** Limits, and who is told when a slow consumer's changes are coalesced (metrics). */
+export type WatchSessionOptions = Partial<WatchSessionLimits> & {
+  onCoalesced?: (versionsSkipped: number) => void;
+};
+
 export const DEFAULT_WATCH_LIMITS: WatchSessionLimits = {
   maxReadyEvents: 1024,
   maxReadyBytes: 4 * 1024 * 1024,
@@ -108,6 +113,7 @@ export class WatchSession implements ChangeListener {
   readonly #core: CommyCore;
   readonly #caller: Caller;
   readonly #limits: WatchSessionLimits;
+  readonly #onCoalesced: ((versionsSkipped: number) => void) | undefined;
   readonly #subscriptions = new Map<number, ActiveSubscription>();
   readonly #groups = new Map<string, ServiceGroup>();
   #ready: SessionEvent[] = [];
@@ -129,10 +135,12 @@ export class WatchSession implements ChangeListener {
   #roomWaiters: (() => void)[] = [];
   readonly #onRevoked: () => void;
 
-  constructor(core: CommyCore, caller: Caller, limits: Partial<WatchSessionLimits> = {}) {
+  constructor(core: CommyCore, caller: Caller, options: WatchSessionOptions = {}) {
     this.#core = core;
     this.#caller = caller;
+    const { onCoalesced, ...limits } = options;
     this.#limits = { ...DEFAULT_WATCH_LIMITS, ...limits };
+    this.#onCoalesced = onCoalesced;
     this.#onRevoked = () =>
       this.close(
         new CommyError("UNAUTHORIZED", "the credential of this stream was revoked or expired"),
@@ -397,6 +405,7 @@ export class WatchSession implements ChangeListener {
     const last = sentOf(subscription, name);
     if (last !== undefined && value.version <= last) return;
     const skipped = last === undefined ? 0 : value.version - last - 1;
+    if (skipped > 0) this.#onCoalesced?.(skipped);
     setSent(subscription, name, value.version);
     this.#push({
       type: "change",

@@ -112,6 +112,9 @@ export class OwnedServiceFile extends ServiceFile {
   /** What opening had to mend, for the server's log. */
   readonly repairs: string[] = [];
 
+  /** Told the new size each time the file grows (the server counts growths). */
+  onGrow: ((newSize: number) => void) | undefined;
+
   private constructor(mapping: Mapping, allocator: BlockAllocator) {
     super(mapping);
     this.lockPatienceMs = 0;
@@ -422,6 +425,7 @@ export class OwnedServiceFile extends ServiceFile {
     this.#allocator.extend(newSize);
     Atomics.store(this.u32, W(Header.SIZE), newSize);
     Atomics.add(this.u32, GENERATION, 1);
+    this.onGrow?.(newSize);
   }
 
   /**

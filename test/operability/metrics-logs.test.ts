@@ -131,6 +131,29 @@ describe("metrics", () => {
     expect(value(after, "commy_process_resident_memory_bytes")).toBeGreaterThan(0);
     ws.close();
   });
+
+  it("count audit events by action and outcome, and service-file growths", async () => {
+    const client = server.connectClient("connect", "2", { binary: true });
+    const before = await scrape(server);
+    await client.createTenant({ tenantId: "audited" });
+    await client.createService({ tenantId: "audited", serviceName: "big" });
+    const anonymous = server.connectClient("connect", "2", { credentials: "none" });
+    await expect(anonymous.getTenant({ tenantId: "audited" })).rejects.toThrow();
+    // A new file starts at 256 KiB: a 1 MiB value makes it grow.
+    await client.allocateVariable({
+      tenantId: "audited",
+      serviceName: "big",
+      variableName: "v",
+      initialData: new Uint8Array(1024 * 1024),
+    });
+    const after = await scrape(server);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      value(after, name, labels) - value(before, name, labels);
+    expect(delta("commy_audit_events_total", { action: "tenant.create", outcome: "ok" })).toBe(1);
+    expect(delta("commy_audit_events_total", { action: "service.create", outcome: "ok" })).toBe(1);
+    expect(delta("commy_audit_events_total", { outcome: "denied" })).toBe(1);
+    expect(delta("commy_service_file_growths_total")).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe("metrics off", () => {

@@ -217,6 +217,10 @@ describe("a subscriber that stops reading", () => {
     expectConverged(stalled.raw.changes, stalled.id, final, "stalled");
     const skipped = stalled.raw.changes.reduce((sum, c) => sum + c.skipped, 0n);
     expect(skipped).toBeGreaterThan(BigInt(WRITES));
+    // The server counted them: what this subscriber skipped is in its metrics.
+    const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    const counted = /^commy_watch_coalesced_versions_total (\d+)$/m.exec(metrics)?.[1];
+    expect(BigInt(counted ?? "0")).toBeGreaterThanOrEqual(skipped);
     // Its snapshots, what flow-control windows and buffers held, the 8 events
     // it may be ahead by, then one coalesced value per variable: not one per write.
     expect(stalled.raw.changes.length).toBeLessThan(40);
