@@ -19,6 +19,8 @@ export interface ServerConfig {
   tlsCert: string;
   /** PEM private key file of tlsCert. */
   tlsKey: string;
+  /** PEM CA file: clients may then authenticate with a certificate it signed (subject CN "tenant/principal"). */
+  tlsClientCa: string;
   /** Largest legacy WebSocket message, in bytes (a larger one closes with 1009). */
   wsMaxMessageBytes: number;
   /** Seconds a legacy WebSocket connection may send nothing before it is closed (0: never). */
@@ -94,6 +96,13 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     env: "COMMY_TLS_KEY",
     kind: "string",
     help: "PEM private key file of --tls-cert",
+  },
+  {
+    key: "tlsClientCa",
+    flag: "tls-client-ca",
+    env: "COMMY_TLS_CLIENT_CA",
+    kind: "string",
+    help: "PEM CA file: a client certificate it signed, CN <tenant>/<principal>, authenticates that principal",
   },
   {
     key: "wsMaxMessageBytes",
@@ -182,6 +191,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   logLevel: "info",
   tlsCert: "",
   tlsKey: "",
+  tlsClientCa: "",
   wsMaxMessageBytes: 1024 * 1024,
   wsIdleTimeout: 600,
   wsPingInterval: 30,
@@ -266,6 +276,9 @@ export function loadServerConfig(
   const result = config as unknown as ServerConfig;
   if ((result.tlsCert === "") !== (result.tlsKey === "")) {
     throw new ConfigError("tls-cert and tls-key go together: give both or neither");
+  }
+  if (result.tlsClientCa !== "" && result.tlsCert === "") {
+    throw new ConfigError("tls-client-ca needs tls-cert and tls-key");
   }
   return { ...result, dataDir: resolve(result.dataDir) };
 }

@@ -40,7 +40,7 @@ import { createCommyServiceHandlers } from "./api/commy-service-handlers.js";
 import { createEchoServiceHandlers } from "./api/echo-service-handlers.js";
 import { createErrorInterceptor } from "./api/error-interceptor.js";
 import { createSniffingListener } from "./api/protocol-sniffing-listener.js";
-import { type TlsFiles, createTlsListener } from "./api/tls-listener.js";
+import { type TlsFiles, certificatePrincipal, createTlsListener } from "./api/tls-listener.js";
 import { createLegacyBridge } from "./bridge/legacy-bridge.js";
 import { SERVER_VERSION } from "./version.js";
 import { AuditLog } from "./core/audit-log.js";
@@ -191,6 +191,21 @@ export async function startServer(
         bridgeConnections: () => bridge.modes(),
         mappedBytes: () => core.mappedBytes(),
       });
+  // A bearer token wins; without one, a verified client certificate (when a client CA is configured).
+  const callerOf = (request: {
+    headers: { authorization?: string };
+    socket: { remoteAddress?: string; remotePort?: number };
+  }) => {
+    const address = `${request.socket.remoteAddress ?? "?"}:${request.socket.remotePort ?? "?"}`;
+    const authorization = request.headers.authorization;
+    const certified =
+      authorization === undefined && tls?.clientCa !== undefined
+        ? certificatePrincipal(request.socket)
+        : undefined;
+    return certified === undefined
+      ? identity.callerFor(authorization, address)
+      : identity.callerForCertificate(certified, address);
+  };
   const handler = connectNodeAdapter({
     // Values are small and hot; compressing every response (watch streams
     // included, once per subscriber) cost more CPU than it saved bytes.
@@ -229,10 +244,7 @@ export async function startServer(
         callerKey,
         extras.unsafeSkipAuthenticationForBenchmarks === true
           ? SERVER_ADMIN_CALLER
-          : identity.callerFor(
-              request.headers.authorization,
-              `${request.socket.remoteAddress ?? "?"}:${request.socket.remotePort ?? "?"}`,
-            ),
+          : callerOf(request),
       ),
   });
   const http1 = createHttp1Server(handler);
@@ -323,7 +335,11 @@ function readTlsFiles(settings: ServerConfig): TlsFiles | undefined {
       throw new ConfigError(`cannot read the TLS ${what} ${path}: ${(error as Error).message}`);
     }
   };
-  const files = { cert: read(settings.tlsCert, "certificate"), key: read(settings.tlsKey, "key") };
+  const files: TlsFiles = {
+    cert: read(settings.tlsCert, "certificate"),
+    key: read(settings.tlsKey, "key"),
+    ...(settings.tlsClientCa === "" ? {} : { clientCa: read(settings.tlsClientCa, "client CA") }),
+  };
   try {
     // Checked now, before anything is opened: a bad pair fails start-up plainly.
     createSecureContext(files);

@@ -115,6 +115,15 @@ export class Identity {
     this.#sweeper.unref();
   }
 
+  /**
+   * The caller behind a verified TLS client certificate whose subject names
+   * a stored principal ("<tenant>/<name>"); anonymous when none does.
+   */
+  callerForCertificate(principalId: string, clientAddress: string): Caller {
+    const principal = isInvalidPrincipalId(principalId) ? undefined : this.#principal(principalId);
+    return { principal, clientAddress };
+  }
+
   /** The caller behind an Authorization header value ("Bearer <token>"), authenticated or not. */
   callerFor(authorization: string | null | undefined, clientAddress: string): Caller {
     const token = bearerToken(authorization);
@@ -796,4 +805,14 @@ export function bearerToken(authorization: string | null | undefined): string | 
   if (authorization === undefined || authorization === null) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   return match === null ? undefined : match[1];
+}
+
+/** True unless `id` is "<tenant>/<name>" with two valid names. */
+function isInvalidPrincipalId(id: string): boolean {
+  const [tenantId = "", name = "", ...rest] = id.split("/");
+  return (
+    rest.length > 0 ||
+    describeInvalidName("tenant", tenantId) !== undefined ||
+    describeInvalidName("principal", name) !== undefined
+  );
 }
