@@ -5,6 +5,7 @@
  * duration, request id) for metrics and logs — in the same wrapper, so a
  * stream's messages pass through one extra step, not two.
  */
+import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import { toConnectError } from "./connect-errors.js";
 
@@ -20,8 +21,8 @@ export interface CallOutcome {
 }
 
 export interface ErrorInterceptorOptions {
-  /** An internal error, with the request id of its call (the cause is never sent). */
-  onInternal(error: unknown, requestId: string | undefined): void;
+  /** An internal error, with the request id of its call (the client's, or one made for it and sent back in x-request-id); the cause is never sent. */
+  onInternal(error: unknown, requestId: string): void;
   /** Every call's end. */
   onCallEnd?(outcome: CallOutcome): void;
 }
@@ -48,7 +49,12 @@ export function createErrorInterceptor(options: ErrorInterceptorOptions): Interc
       });
     const translate = (error: unknown): ConnectError => {
       const translated = toConnectError(error);
-      if (translated.code === Code.Internal) options.onInternal(error, requestId);
+      if (translated.code === Code.Internal) {
+        // The client gets the id its failure is logged under, sent or made here.
+        const id = requestId ?? randomUUID();
+        translated.metadata.set("x-request-id", id);
+        options.onInternal(error, id);
+      }
       end(translated.code);
       return translated;
     };

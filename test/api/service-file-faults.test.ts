@@ -127,6 +127,8 @@ describe("INTERNAL_ERROR", () => {
         (e: unknown) => e,
       )) as ServiceError;
     expect(error.code).toBe(13);
+    // The id the failure is logged under comes back to the client.
+    expect(String(error.metadata.get("x-request-id")[0] ?? "")).toMatch(/^[0-9a-f-]{36}$/);
     expectNoServerInternals(error.details, test.dataDir);
     const [raw] = error.metadata.get("grpc-status-details-bin");
     const status = decodeRpcStatus(raw as Buffer);
