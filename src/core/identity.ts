@@ -151,14 +151,12 @@ export class Identity {
     }
     const ttl = this.#now() + this.#sessionTtlMs;
     const expiresAt = Math.min(ttl, principal.expiresAt ?? ttl);
-    // The session row and its audit row in one commit, not two.
-    return this.#store.transaction(() => {
-      const session = this.#openSession(
-        tenantId,
-        principal.principal,
-        expiresAt,
-        principal.ephemeral,
-      );
+    const session = newSession(principal.principal, expiresAt);
+    // The session row and its audit row in one commit, shared with the other
+    // logins of this event-loop turn (group commit: one WAL append for all,
+    // which is most of a login's cost). The token leaves only once committed.
+    await this.#store.transactionInGroup(() => {
+      this.#storeSession(tenantId, session, principal.ephemeral);
       this.#audit.record(
         { ...caller, principal: principal.principal },
         {
@@ -169,8 +167,8 @@ export class Identity {
           detail: credential.kind,
         },
       );
-      return session;
     });
+    return session;
   }
 
   /** A new session token for a valid one, which stops working; streams opened with it go on. */
@@ -193,7 +191,8 @@ export class Identity {
     // The old session out, the new one in and the audit row: one commit.
     const session = this.#store.transaction(() => {
       this.#store.deleteSession(sha256Hex(token));
-      const opened = this.#openSession(stored.tenantId, resolved.principal, expiresAt, ephemeral);
+      const opened = newSession(resolved.principal, expiresAt);
+      this.#storeSession(stored.tenantId, opened, ephemeral);
       this.#audit.record(
         { ...caller, principal: resolved.principal },
         {
@@ -657,21 +656,14 @@ export class Identity {
   }
 
   /** Stores a new session; it is cached at its first use (#lookup), not before. */
-  #openSession(
-    tenantId: string,
-    principal: Principal,
-    expiresAt: number,
-    ephemeral: boolean,
-  ): Session {
-    const token = newSessionToken();
+  #storeSession(tenantId: string, session: Session, ephemeral: boolean): void {
     this.#store.insertSession({
-      tokenHash: sha256Hex(token),
+      tokenHash: sha256Hex(session.token),
       tenantId,
-      principalId: principal.id,
-      grantsJson: ephemeral ? JSON.stringify(principal.grants) : undefined,
-      expiresAt,
+      principalId: session.principal.id,
+      grantsJson: ephemeral ? JSON.stringify(session.principal.grants) : undefined,
+      expiresAt: session.expiresAt,
     });
-    return { token, expiresAt, principal };
   }
 
   #resolve(token: string): Resolved | undefined {
@@ -787,6 +779,11 @@ function view(record: {
     createdAt: record.createdAt,
     hasPassword: record.passwordHash !== undefined,
   };
+}
+
+/** A session with a new token, not stored yet. */
+function newSession(principal: Principal, expiresAt: number): Session {
+  return { token: newSessionToken(), expiresAt, principal };
 }
 
 function validate(kind: string, name: string): void {

@@ -101,5 +101,13 @@ export interface AuditStore {
    * `work` must be synchronous; a transaction inside it nests.
    */
   transaction<T>(work: () => T): T;
+  /**
+   * Runs `work` in one transaction with the other work queued in this
+   * event-loop turn (group-commit.ts); resolves once it committed, rejects
+   * when it did not, and then none of the group was written. `work` must be
+   * synchronous. A `transaction` or `deleteSessionsOf` called meanwhile
+   * first commits what is queued, so that commits keep the order of calls.
+   */
+  transactionInGroup(work: () => void): Promise<void>;
   queryAudit(query: AuditQuery): AuditRecord[];
 }

@@ -5,6 +5,7 @@
 import { chmodSync, closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "./control-store.js";
+import { createGroupCommit } from "./group-commit.js";
 import { MIGRATIONS } from "./migrations.js";
 import { sqliteIdentityStore } from "./sqlite-identity-store.js";
 import { BACKSTOP_PAGES, startWalCheckpointer } from "./wal-checkpointer.js";
@@ -92,6 +93,9 @@ export function openSqliteControlStore(path: string): ControlStore {
     deleteService: db.prepare("DELETE FROM services WHERE service_id = ?"),
   };
 
+  const inOneTransaction = db.transaction((work: () => void) => work());
+  const group = createGroupCommit((work) => inOneTransaction(work));
+
   const deleteTenant = db.transaction((tenantId: string): ServiceRecord[] | undefined => {
     const services = statements.servicesOfTenant.all(tenantId).map(toService);
     const { changes } = statements.deleteTenant.run(tenantId);
@@ -101,7 +105,7 @@ export function openSqliteControlStore(path: string): ControlStore {
   });
 
   return {
-    ...sqliteIdentityStore(db),
+    ...sqliteIdentityStore(db, group),
     insertTenant: (t) =>
       statements.insertTenant.run(t.tenantId, t.tenantName, t.createdBy, t.createdAt).changes === 1,
     getTenant: (tenantId) => {
@@ -114,7 +118,11 @@ export function openSqliteControlStore(path: string): ControlStore {
         limit,
         (t) => t.tenantId,
       ),
-    deleteTenant: (tenantId) => deleteTenant(tenantId),
+    // After the sessions queued before it are in, so that it deletes them too.
+    deleteTenant: (tenantId) => {
+      if (!db.inTransaction) group.flush();
+      return deleteTenant(tenantId);
+    },
     insertService: (s) =>
       statements.insertService.run(s.serviceId, s.tenantId, s.serviceName, s.createdBy, s.createdAt)
         .changes === 1,
@@ -140,6 +148,7 @@ export function openSqliteControlStore(path: string): ControlStore {
       return toService(row);
     },
     close: () => {
+      group.flush();
       checkpointer.stop();
       db.close();
     },

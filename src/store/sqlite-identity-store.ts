@@ -1,5 +1,6 @@
 /** Internal: the identity and audit tables of the SQLite store. */
 import type Database from "better-sqlite3";
+import type { GroupCommit } from "./group-commit.js";
 import type {
   ApiKeyRecord,
   AuditQuery,
@@ -107,7 +108,10 @@ const toAudit = (r: AuditRow): AuditRecord => ({
   detail: r.detail,
 });
 
-export function sqliteIdentityStore(db: Database.Database): IdentityStore & AuditStore {
+export function sqliteIdentityStore(
+  db: Database.Database,
+  group: GroupCommit,
+): IdentityStore & AuditStore {
   const q = {
     insertPrincipal: db.prepare(
       "INSERT OR IGNORE INTO principals VALUES (@principalId, @tenantId, @name, @passwordHash, @createdBy, @createdAt)",
@@ -164,13 +168,19 @@ export function sqliteIdentityStore(db: Database.Database): IdentityStore & Audi
     ),
   };
   // One wrapper for every caller's work: better-sqlite3 nests it in a
-  // savepoint when a transaction is already open.
-  const inTransaction = db.transaction((work: () => unknown) => work());
-  const deleteSessionsOf = db.transaction((principalId: string) => {
-    const hashes = q.sessionsOf.all(principalId).map((r) => r.token_hash);
-    q.deleteSessionsOf.run(principalId);
-    return hashes;
-  });
+  // savepoint when a transaction is already open. An outermost one first
+  // commits the group queued before it (a nested one's outer one did).
+  const runTransaction = db.transaction((work: () => unknown) => work());
+  const inTransaction = (work: () => unknown): unknown => {
+    if (!db.inTransaction) group.flush();
+    return runTransaction(work);
+  };
+  const deleteSessionsOf = (principalId: string): string[] =>
+    inTransaction(() => {
+      const hashes = q.sessionsOf.all(principalId).map((r) => r.token_hash);
+      q.deleteSessionsOf.run(principalId);
+      return hashes;
+    }) as string[];
 
   return {
     insertPrincipal: (p) =>
@@ -219,6 +229,7 @@ export function sqliteIdentityStore(db: Database.Database): IdentityStore & Audi
     },
     queryAudit: (query) => queryAudit(db, query),
     transaction: <T>(work: () => T): T => inTransaction(work) as T,
+    transactionInGroup: (work) => group.enqueue(work),
   };
 }
 
