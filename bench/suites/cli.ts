@@ -1,7 +1,8 @@
 /**
  * How long `commy var get` takes from a shell's point of view: a fresh
- * `node` process running the compiled CLI (src/cli/main.ts, built here
- * with tsc into node_modules/.cache as `npm run prepare` would build it)
+ * `node` process running the CLI as the `commy` bin does (src/cli/main.ts
+ * compiled with tsc and bundled by scripts/bundle-cli.mjs into
+ * node_modules/.cache, as `npm run prepare` builds it)
  * reads one 64-byte variable from a server in another process, prints it
  * and exits. The floor is `node -e 0`: the cost of starting node at all.
  * Both are spawned in turn, so that machine load weighs on both alike.
@@ -115,7 +116,16 @@ async function compileCli(): Promise<{ outDir: string; main: string }> {
       (error) => (error === null ? resolve() : reject(error)),
     ),
   );
-  return { outDir, main: join(outDir, "src/cli/main.js") };
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [join(PACKAGE_ROOT, "scripts/bundle-cli.mjs"), outDir],
+      { cwd: PACKAGE_ROOT },
+      (error) => (error === null ? resolve() : reject(error)),
+    ),
+  );
+  // What the `commy` bin runs: the bundle `npm run prepare` makes.
+  return { outDir, main: join(outDir, "src/cli/commy.js") };
 }
 
 async function setUp(server: CommyServerProcess): Promise<void> {

@@ -4,7 +4,6 @@
  * under commands/. Exit codes follow the ErrorCode (exit-codes.ts).
  */
 import { Command, CommanderError } from "commander";
-import { ConfigError } from "../config.js";
 import { isCommyError } from "../core/commy-error.js";
 import { addExamples } from "./examples.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeHelp, exitCodeOf } from "./exit-codes.js";
@@ -83,14 +82,20 @@ function report(error: unknown, json: boolean): void {
     console.error(JSON.stringify({ error: { code: error.code, message: error.message } }));
   } else if (isCommyError(error)) {
     console.error(`commy: ${error.code}: ${error.message}`);
-  } else if (
-    error instanceof ConfigError ||
-    (error instanceof Error && ["UsageError", "DataDirLockedError"].includes(error.name))
-  ) {
+  } else if (isNamed(error, ["ConfigError", "UsageError", "DataDirLockedError"])) {
     console.error(`commy: ${error.message}`);
   } else {
     console.error("commy: internal error:", error);
   }
+}
+
+/**
+ * By name, not by class: `serve` runs outside the bundled CLI
+ * (scripts/bundle-cli.mjs), so its errors are instances of other copies of
+ * the same classes.
+ */
+function isNamed(error: unknown, names: readonly string[]): error is Error {
+  return error instanceof Error && names.includes(error.name);
 }
 
 /** The exit code of a failure. */
@@ -101,7 +106,7 @@ function failureCode(error: unknown): number {
       return EXIT_OK;
     return EXIT_USAGE;
   }
-  if (error instanceof ConfigError) return EXIT_FAILURE;
+  if (isNamed(error, ["ConfigError"])) return EXIT_FAILURE;
   return exitCodeOf(error);
 }
 

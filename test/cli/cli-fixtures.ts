@@ -38,8 +38,20 @@ export async function buildCli(): Promise<BuiltCli> {
       error === null ? resolve() : reject(new Error(`tsc failed: ${error.message}\n${stdout}`)),
     ),
   );
+  // Bundled as `npm run prepare` does: the tests run what the `commy` bin runs.
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [join(PACKAGE_ROOT, "scripts/bundle-cli.mjs"), outDir],
+      { cwd: PACKAGE_ROOT, timeout: 60_000 },
+      (error, stdout) =>
+        error === null
+          ? resolve()
+          : reject(new Error(`bundling failed: ${error.message}\n${stdout}`)),
+    ),
+  );
   return {
-    main: join(outDir, "src/cli/main.js"),
+    main: join(outDir, "src/cli/commy.js"),
     remove: () => rmSync(outDir, { recursive: true, force: true }),
   };
 }
