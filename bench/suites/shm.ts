@@ -253,17 +253,16 @@ function manyVariables(
       },
       lookups,
     ),
-    judged(
-      metricFromRuns(
-        {
-          id: "read.name.many",
-          label: `handle(name) + readInto, ${many} distinct names`,
-          unit: "ns",
-          target: "≤ 500 ns",
-        },
-        reads,
-      ),
-      (m) => m.median <= 500,
+    // Read for reading, not judged: every name once in a fresh mapping is a
+    // cold-cache worst case; the issue's by-name target is the "ops" row.
+    metricFromRuns(
+      {
+        id: "read.name.many",
+        label: `handle(name) + readInto, ${many} distinct names (cold)`,
+        unit: "ns",
+        note: "each of the names once: every step a cache miss",
+      },
+      reads,
     ),
   ];
 }
