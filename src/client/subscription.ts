@@ -150,6 +150,7 @@ export class Subscription implements AsyncIterable<VariableChange> {
     this.#stop.abort();
   }
 
+  /** The changes, in order per variable, resuming by itself after a lost connection; once only. */
   [Symbol.asyncIterator](): AsyncIterator<VariableChange> {
     if (this.#iterated) throw new Error("a Subscription can be iterated only once");
     this.#iterated = true;
