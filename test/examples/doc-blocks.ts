@@ -5,19 +5,37 @@
  *
  * - `excerpt <file>`: the block is a verbatim excerpt of that file (under
  *   examples/), which the examples' smoke test runs;
- * - `shell`: a shell block run against a test server (`# → text` lines
- *   give output it must print, `…` matching anything);
+ * - `shell [as <name>] [after <name>]`: a shell block run with bash
+ *   against a test server (one per page), with a `commy` on PATH that runs
+ *   the built CLI (`# → text` lines give output it must print, `…`
+ *   matching anything); `after <name>` runs the page's block named
+ *   `as <name>` first, in the same shell (e.g. for a function it defines);
  * - `npm`: npm commands, checked against package.json (they install,
  *   start or test the whole project, which a test cannot run inside itself);
  * - `legacy-trace`: `C {…}` / `S {…}` lines of the legacy WebSocket
- *   protocol, replayed against a test server's bridge.
+ *   protocol, replayed against a test server's bridge;
+ * - `diagram`: a plain-text picture (no language, no commands), which
+ *   nothing can run.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "./run-example.js";
 
 /** The documentation pages whose blocks are tested. */
-export const TESTED_DOCS = ["docs/QUICKSTART.md", "docs/USER_GUIDE.md", "docs/MIGRATION.md"];
+export const TESTED_DOCS = [
+  "README.md",
+  "docs/QUICKSTART.md",
+  "docs/USER_GUIDE.md",
+  "docs/MIGRATION.md",
+  "docs/cli.md",
+];
+
+/** The value of `<word> <value>` among a directive's words, if any. */
+export function directiveOption(block: DocBlock, word: string): string | undefined {
+  const words = block.directive.split(" ");
+  const at = words.indexOf(word, 1);
+  return at < 0 ? undefined : words[at + 1];
+}
 
 /** One fenced code block of a page. */
 export interface DocBlock {

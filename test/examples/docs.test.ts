@@ -1,16 +1,18 @@
 /**
  * The user documentation cannot drift from the code: every code block of
- * QUICKSTART.md, USER_GUIDE.md and MIGRATION.md is exercised here
+ * README.md, QUICKSTART.md, USER_GUIDE.md, MIGRATION.md and cli.md is
+ * exercised here
  * (doc-blocks.ts says how), the configuration table is checked against
  * the server's options, the operations table against the client, and the
  * README links the pages.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as clientLibrary from "../../src/client/index.js";
 import { DEFAULT_CONFIG, SERVER_OPTIONS } from "../../src/config.js";
+import { type BuiltCli, buildCli } from "../cli/cli-fixtures.js";
 import { testAdminToken } from "../helpers/identity-fixtures.js";
 import { LegacyWs } from "../helpers/legacy-ws.js";
 import { type TestServer, startTestServer } from "../helpers/test-server.js";
@@ -18,6 +20,7 @@ import {
   type DocBlock,
   TESTED_DOCS,
   containsExcerpt,
+  directiveOption,
   docBlocks,
   linePattern,
   repositoryFile,
@@ -35,15 +38,36 @@ const DOCUMENTED_TOKEN_FILE = "commy-data/admin-token";
 
 let server: TestServer;
 let tokenDir: string;
+let cli: BuiltCli | undefined;
+/** Each page's shell blocks run against a server of their own (pages reuse names). */
+const pageServers = new Map<string, Promise<TestServer>>();
+
+const serverFor = (page: string): Promise<TestServer> => {
+  let started = pageServers.get(page);
+  if (started === undefined) {
+    started = startTestServer();
+    pageServers.set(page, started);
+  }
+  return started;
+};
 
 beforeAll(async () => {
-  server = await startTestServer();
+  [server, cli] = await Promise.all([startTestServer(), buildCli()]);
   tokenDir = mkdtempSync(join(tmpdir(), "commy-docs-"));
   writeFileSync(join(tokenDir, "admin-token"), testAdminToken(), { mode: 0o600 });
-});
+  // The shell blocks' `commy` runs the CLI just built.
+  mkdirSync(join(tokenDir, "bin"));
+  writeFileSync(
+    join(tokenDir, "bin/commy"),
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli.main)} "$@"\n`,
+    { mode: 0o755 },
+  );
+}, 240_000);
 
 afterAll(async () => {
   await server?.close();
+  for (const started of pageServers.values()) await (await started).close();
+  cli?.remove();
   if (tokenDir !== undefined) rmSync(tokenDir, { recursive: true, force: true });
 });
 
@@ -57,7 +81,9 @@ describe("the docs' code blocks", () => {
     }
     const untested = blocks.filter(
       (block) =>
-        !["excerpt", "shell", "npm", "legacy-trace"].includes(block.directive.split(" ")[0] ?? ""),
+        !["excerpt", "shell", "npm", "legacy-trace", "diagram"].includes(
+          block.directive.split(" ")[0] ?? "",
+        ),
     );
     expect(untested.map(where)).toEqual([]);
   });
@@ -97,11 +123,12 @@ describe("the docs' code blocks", () => {
     "%s runs against a server and prints what it shows",
 
     async (_, block) => {
-      const script = block.lines
-        .join("\n")
-        .replaceAll(DOCUMENTED_URL, server.server.url)
+      const pageServer = await serverFor(block.page);
+      const script = shellScript(block)
+        .replaceAll(DOCUMENTED_URL, pageServer.server.url)
         .replaceAll(DOCUMENTED_TOKEN_FILE, join(tokenDir, "admin-token"));
       const outcome = await runProcess("bash", ["-e", "-o", "pipefail", "-c", script], {
+        env: { PATH: `${join(tokenDir, "bin")}:${process.env.PATH ?? ""}` },
         timeoutMs: 100_000,
       });
       const report = `stdout:\n${outcome.stdout}\nstderr:\n${outcome.stderr}`;
@@ -119,6 +146,16 @@ describe("the docs' code blocks", () => {
     120_000,
   );
 
+  it.each(withDirective("diagram").map((block) => [where(block), block] as const))(
+    "%s is a plain-text picture, not a command",
+    (_, block) => {
+      expect(block.language).toBe("");
+      expect(block.lines.filter((line) => /^\s*(\$|npm |npx |commy |curl )/.test(line))).toEqual(
+        [],
+      );
+    },
+  );
+
   it.each(withDirective("legacy-trace").map((block) => [where(block), block] as const))(
     "%s is what the legacy WebSocket bridge answers",
     async (_, block) => {
@@ -126,6 +163,20 @@ describe("the docs' code blocks", () => {
     },
   );
 });
+
+/** The script of a shell block: the block it runs `after` (recursively) first. */
+function shellScript(block: DocBlock): string {
+  const after = directiveOption(block, "after");
+  if (after === undefined) return block.lines.join("\n");
+  const first = blocks.find(
+    (other) =>
+      other.page === block.page &&
+      other.directive.split(" ")[0] === "shell" &&
+      directiveOption(other, "as") === after,
+  );
+  expect(first, `${where(block)} runs after a block named ${after}`).toBeDefined();
+  return `${first === undefined ? "" : shellScript(first)}\n${block.lines.join("\n")}`;
+}
 
 /**
  * Sends each `C` line of a trace and takes as many frames as there are `S`
@@ -243,6 +294,8 @@ describe("USER_GUIDE.md's tables", () => {
 describe("README.md", () => {
   it("links the user documentation", () => {
     const readme = repositoryFile("README.md");
-    for (const page of TESTED_DOCS) expect(readme).toContain(`](${page})`);
+    for (const page of TESTED_DOCS.filter((page) => page !== "README.md")) {
+      expect(readme).toContain(`](${page})`);
+    }
   });
 });
