@@ -28,6 +28,10 @@ export const TESTED_DOCS = [
   "docs/USER_GUIDE.md",
   "docs/MIGRATION.md",
   "docs/cli.md",
+  "docs/operations.md",
+  "docs/performance.md",
+  "docs/protocol.md",
+  "docs/file-format.md",
 ];
 
 /** The value of `<word> <value>` among a directive's words, if any. */

@@ -91,6 +91,12 @@ describe("examples", { timeout: 90_000 }, () => {
     expect(stdout).toMatch(/^local example: ok$/m);
   });
 
+  it("error-detail.ts: the raw client finds VERSION_CONFLICT in the ErrorDetail", async () => {
+    const outcome = await runExample("error-detail.ts", env);
+    expect(outcome.code, outcome.stderr).toBe(0);
+    expect(outcome.stdout).toContain("refused: 9 with ErrorDetail VERSION_CONFLICT");
+  });
+
   it("an example without COMMY_URL and COMMY_TOKEN says what to set and exits 2", async () => {
     const outcome = await runExample("basic.ts", { COMMY_URL: "", COMMY_TOKEN: "" });
     expect(outcome.code).toBe(2);
