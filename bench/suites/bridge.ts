@@ -13,6 +13,7 @@ import { BenchChild } from "../lib/child.js";
 import { createBenchVariable } from "../lib/commy-client.js";
 import { CommyServerProcess } from "../lib/commy-server.js";
 import { median, percentile } from "../lib/stats.js";
+import { type ServerAndClient, startServerAndClient } from "../lib/server-and-client.js";
 import { type Metric, type Suite, type SuiteContext, metricFromRuns } from "../lib/suite.js";
 import { suiteWorkspace } from "../lib/workspace.js";
 
@@ -40,20 +41,12 @@ export const bridgeSuite: Suite = {
     const wants = (part: string): boolean =>
       context.parts.length === 0 || context.parts.includes(part);
     const workspace = suiteWorkspace("bridge");
-    const { dir, notes, source, pinned } = workspace;
-    let server: CommyServerProcess | undefined;
-    let client: BenchChild | undefined;
+    const { notes, source } = workspace;
+    let ends: ServerAndClient | undefined;
     try {
       context.log("starting the server and the client process");
-      server = await CommyServerProcess.start({
-        baseDir: dir,
-        name: "bridge",
-        cpu: pinned?.reader,
-      });
-      client = new BenchChild(CLIENT_SCRIPT, [], {
-        COMMY_BENCH_CPU: pinned === undefined ? "" : String(pinned.writer),
-      });
-      await client.next("ready", 60_000);
+      ends = await startServerAndClient(workspace, "bridge", CLIENT_SCRIPT);
+      const { server, client } = ends;
       const target = await setUp(server);
       const metrics: Metric[] = [];
       const details: Record<string, unknown> = { source };
@@ -75,8 +68,7 @@ export const bridgeSuite: Suite = {
         },
       };
     } finally {
-      await client?.stop();
-      await server?.stop();
+      await ends?.stop();
       workspace.remove();
     }
   },

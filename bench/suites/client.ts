@@ -8,10 +8,10 @@
  * (bench/suites/client-reader.ts) pinned to the other. Every loop is
  * bounded by a count.
  */
-import { BenchChild } from "../lib/child.js";
 import { createBenchVariable } from "../lib/commy-client.js";
 import { CommyServerProcess } from "../lib/commy-server.js";
 import { median, percentile } from "../lib/stats.js";
+import { type ServerAndClient, startServerAndClient } from "../lib/server-and-client.js";
 import { type Metric, type Suite, metricFromRuns } from "../lib/suite.js";
 import { suiteWorkspace } from "../lib/workspace.js";
 
@@ -31,20 +31,12 @@ export const clientSuite: Suite = {
   description: "CommyClient vs the raw generated client: ReadVariable p50",
   async run(context) {
     const workspace = suiteWorkspace("client");
-    const { dir, notes, source, pinned } = workspace;
-    let server: CommyServerProcess | undefined;
-    let client: BenchChild | undefined;
+    const { notes, source } = workspace;
+    let ends: ServerAndClient | undefined;
     try {
       context.log("starting the server and the client process");
-      server = await CommyServerProcess.start({
-        baseDir: dir,
-        name: "client",
-        cpu: pinned?.reader,
-      });
-      client = new BenchChild(CLIENT_SCRIPT, [], {
-        COMMY_BENCH_CPU: pinned === undefined ? "" : String(pinned.writer),
-      });
-      await client.next("ready", 60_000);
+      ends = await startServerAndClient(workspace, "client", CLIENT_SCRIPT);
+      const { server, client } = ends;
       await setUp(server);
       context.log(
         `ReadVariable, raw and CommyClient in turn: ${CALLS} calls each, ${context.runs} runs`,
@@ -81,8 +73,7 @@ export const clientSuite: Suite = {
         },
       };
     } finally {
-      await client?.stop();
-      await server?.stop();
+      await ends?.stop();
       workspace.remove();
     }
   },
