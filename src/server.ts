@@ -18,6 +18,7 @@ import { CommyService } from "../gen/commy/v1/commy_service_pb.js";
 import { IdentityService } from "../gen/commy/v1/identity_pb.js";
 import { WatchService } from "../gen/commy/v1/watch_pb.js";
 import { createWatchServiceHandlers } from "./api/watch-service-handlers.js";
+import { http2StreamKey } from "./api/http2-stream-context.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -239,13 +240,15 @@ export async function startServer(
       }),
     ],
     // The caller is resolved once per call or stream, before any handler runs.
-    contextValues: (request) =>
-      createContextValues().set(
+    contextValues: (request) => {
+      const values = createContextValues().set(
         callerKey,
         extras.unsafeSkipAuthenticationForBenchmarks === true
           ? SERVER_ADMIN_CALLER
           : callerOf(request),
-      ),
+      );
+      return "stream" in request ? values.set(http2StreamKey, request.stream) : values;
+    },
   });
   const http1 = createHttp1Server(handler);
   http1.on("connection", (socket: Socket) => {

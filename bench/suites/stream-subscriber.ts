@@ -19,13 +19,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   ChangeKind,
-  type WatchRequest,
-  type WatchRequestSchema,
   type WatchResponse,
+  WatchRequestSchema,
+  WatchResponseSchema,
 } from "../../gen/commy/v1/watch_pb.js";
-import { AsyncQueue } from "../lib/async-queue.js";
 import { onParentMessage, reportFailuresToParent, sendToParent } from "../lib/child.js";
-import { type WatchConnection, connectWatch } from "../lib/watch-clients.js";
+import { GrpcFrameStream } from "../lib/grpc-frame-stream.js";
 import { RespConnection } from "../lib/resp-client.js";
 import { nowNs } from "../lib/timing.js";
 import { END_SEQ, readStamp } from "./stream-value.js";
@@ -92,35 +91,37 @@ const QUIET_LIMIT_MS = 5_000;
 type WatchRequestInit = MessageInitShape<typeof WatchRequestSchema>;
 
 /**
- * One Watch stream on its own HTTP/2 connection. Subscriptions are added
- * with `subscribe()`, which resolves once the server has answered all of
- * them: a ping follows them, and the server answers commands in order and
- * queues each snapshot right after its reply.
+ * One Watch stream on its own HTTP/2 connection, read by the lean gRPC
+ * client (bench/lib/grpc-frame-stream.ts). Subscriptions are added with
+ * `subscribe()`, which resolves once the server has answered all of them:
+ * a ping follows them, and the server answers commands in order and queues
+ * each snapshot right after its reply.
  */
 class CommyStream {
-  readonly #requests = new AsyncQueue<WatchRequestInit>();
+  readonly #stream: GrpcFrameStream<typeof WatchRequestSchema, typeof WatchResponseSchema>;
   readonly #where: { tenantId: string; serviceName: string };
   readonly #tally: Tally;
   #nextRequest = 1;
   #failures: string[] = [];
   #pong: (() => void) | undefined;
   #broken: ((error: Error) => void) | undefined;
+  #closed = false;
 
   constructor(
-    connection: WatchConnection,
-    where: { tenantId: string; serviceName: string },
+    where: { tenantId: string; serviceName: string; url: string; token: string },
     tally: Tally,
-    signal: AbortSignal,
   ) {
-    this.#where = where;
+    this.#where = { tenantId: where.tenantId, serviceName: where.serviceName };
     this.#tally = tally;
-    const responses = connection.watch.watch(this.#requests as AsyncIterable<WatchRequest>, {
-      signal,
+    this.#stream = new GrpcFrameStream({
+      baseUrl: where.url,
+      path: "/commy.v1.WatchService/Watch",
+      bearer: where.token,
+      request: WatchRequestSchema,
+      response: WatchResponseSchema,
+      onMessage: (response) => this.#receive(response),
+      onEnd: (error) => this.#fail(error ?? new Error("the Watch stream ended")),
     });
-    this.#consume(responses).then(
-      () => this.#fail(signal, new Error("the Watch stream ended")),
-      (error: unknown) => this.#fail(signal, error as Error),
-    );
   }
 
   /** Subscribes to each of `variables` and waits (bounded) for the answers. */
@@ -154,34 +155,37 @@ class CommyStream {
     });
   }
 
-  #push(command: WatchRequestInit["command"]): void {
-    this.#requests.push({ command });
+  close(): void {
+    this.#closed = true;
+    this.#stream.close();
   }
 
-  async #consume(responses: AsyncIterable<WatchResponse>): Promise<void> {
-    for await (const response of responses) {
-      const event = response.event;
-      if (event.case === "changes") {
-        const now = nowNs();
-        for (const change of event.value.changes) {
-          if (change.kind === ChangeKind.UPDATE) {
-            this.#tally.record(change.data, Number(change.skipped), now);
-          }
+  #push(command: WatchRequestInit["command"]): void {
+    this.#stream.send({ command });
+  }
+
+  #receive(response: WatchResponse): void {
+    const event = response.event;
+    if (event.case === "changes") {
+      const now = nowNs();
+      for (const change of event.value.changes) {
+        if (change.kind === ChangeKind.UPDATE) {
+          this.#tally.record(change.data, Number(change.skipped), now);
         }
-      } else if (event.case === "reply") {
-        if (event.value.error !== undefined) this.#failures.push(event.value.error.message);
-      } else if (event.case === "pong") {
-        this.#pong?.();
-      } else if (event.case === "ended") {
-        throw new Error(`a subscription ended: ${event.value.reason?.message ?? "?"}`);
       }
+    } else if (event.case === "reply") {
+      if (event.value.error !== undefined) this.#failures.push(event.value.error.message);
+    } else if (event.case === "pong") {
+      this.#pong?.();
+    } else if (event.case === "ended") {
+      this.#fail(new Error(`a subscription ended: ${event.value.reason?.message ?? "?"}`));
     }
   }
 
-  #fail(signal: AbortSignal, error: Error): void {
-    if (signal.aborted) return;
+  #fail(error: Error): void {
+    if (this.#closed) return;
     // While subscribing this fails the open; afterwards collect() reports it.
-    this.#tally.broken = error.message;
+    this.#tally.broken ??= error.message;
     this.#broken?.(error);
   }
 }
@@ -191,26 +195,26 @@ interface CommyGroup extends Group {
 }
 
 async function openCommy(message: Record<string, unknown>): Promise<CommyGroup> {
-  const connections: WatchConnection[] = [];
   const streams: CommyStream[] = [];
   const tallies: Tally[] = [];
-  const abort = new AbortController();
   const group: CommyGroup = {
     tallies,
     streams,
     close: () => {
-      abort.abort();
-      for (const connection of connections) connection.close();
+      for (const stream of streams) stream.close();
     },
   };
-  const where = { tenantId: String(message.tenant), serviceName: String(message.service) };
+  const where = {
+    tenantId: String(message.tenant),
+    serviceName: String(message.service),
+    url: String(message.url),
+    token: String(message.token),
+  };
   try {
     for (let i = 0; i < Number(message.connections); i++) {
-      const connection = connectWatch(String(message.url), String(message.token));
-      connections.push(connection);
       const tally = new Tally();
       tallies.push(tally);
-      streams.push(new CommyStream(connection, where, tally, abort.signal));
+      streams.push(new CommyStream(where, tally));
     }
     const variables = message.variables as string[];
     await Promise.all(streams.map((stream) => stream.subscribe(variables)));

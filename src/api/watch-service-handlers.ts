@@ -5,7 +5,9 @@
  * (watch-wire-encoding.ts): a write to a variable with many subscribers is
  * the hot path of the server.
  */
-import { create } from "@bufbuild/protobuf";
+import type { ServerHttp2Stream } from "node:http2";
+import { type Message, create, toBinary } from "@bufbuild/protobuf";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../gen/commy/v1/errors_pb.js";
 import {
@@ -30,7 +32,8 @@ import {
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
 import { toWireErrorCode } from "./connect-errors.js";
-import { changeBatchField } from "./watch-wire-encoding.js";
+import { http2StreamKey } from "./http2-stream-context.js";
+import { changeBatchEnvelope, changeBatchField, envelope } from "./watch-wire-encoding.js";
 import { versionFromWire } from "./wire-versions.js";
 
 const KINDS: Record<ChangeEvent["kind"], ChangeKind> = {
@@ -76,8 +79,15 @@ function subscriptionOf(subscription: Subscription | undefined): SubscriptionReq
   };
 }
 
+/** Field numbers of `changes` in WatchResponse and SubscribeResponse. */
+const WATCH_RESPONSE_CHANGES = 2;
+const SUBSCRIBE_RESPONSE_CHANGES = 1;
+
 /** How a stream's messages are built: protobuf-es objects, or (binary) bytes for batches. */
-interface ResponseShapes<T> {
+interface ResponseShapes<T extends Message> {
+  schema: GenMessage<T>;
+  /** The field number of the response's change batch. */
+  changesField: number;
   changes(changes: ChangeEvent[]): T;
   other(event: Exclude<SessionEvent, { type: "change" }>): T | undefined;
   /** An error that ends the call once these events' messages are sent. */
@@ -85,6 +95,8 @@ interface ResponseShapes<T> {
 }
 
 const watchMessages: ResponseShapes<WatchResponse> = {
+  schema: WatchResponseSchema,
+  changesField: WATCH_RESPONSE_CHANGES,
   changes: (changes) =>
     create(WatchResponseSchema, {
       event: { case: "changes", value: { changes: changes.map(toChange) } },
@@ -98,15 +110,17 @@ const watchMessages: ResponseShapes<WatchResponse> = {
  * JSON clients (Connect-Web's default) get messages.
  */
 const watchBytes: ResponseShapes<WatchResponse> = {
+  ...watchMessages,
   changes: (changes) => ({
     $typeName: "commy.v1.WatchResponse",
     event: { case: undefined },
     $unknown: [changeBatchField(WATCH_RESPONSE_CHANGES, changes)],
   }),
-  other: toWatchEvent,
 };
 
 const subscribeMessages: ResponseShapes<SubscribeResponse> = {
+  schema: SubscribeResponseSchema,
+  changesField: SUBSCRIBE_RESPONSE_CHANGES,
   changes: (changes) =>
     create(SubscribeResponseSchema, {
       event: { case: "changes", value: { changes: changes.map(toChange) } },
@@ -116,13 +130,12 @@ const subscribeMessages: ResponseShapes<SubscribeResponse> = {
 };
 
 const subscribeBytes: ResponseShapes<SubscribeResponse> = {
+  ...subscribeMessages,
   changes: (changes) => ({
     $typeName: "commy.v1.SubscribeResponse",
     event: { case: undefined },
     $unknown: [changeBatchField(SUBSCRIBE_RESPONSE_CHANGES, changes)],
   }),
-  other: toSubscribeEvent,
-  failure: failedSubscription,
 };
 
 /** Subscribe has no replies: a subscription that could not start fails the call. */
@@ -132,10 +145,6 @@ function failedSubscription(events: SessionEvent[]): Error | undefined {
   }
   return undefined;
 }
-
-/** Field numbers of `changes` in WatchResponse and SubscribeResponse. */
-const WATCH_RESPONSE_CHANGES = 2;
-const SUBSCRIBE_RESPONSE_CHANGES = 1;
 
 function toWatchEvent(event: Exclude<SessionEvent, { type: "change" }>): WatchResponse {
   switch (event.type) {
@@ -192,7 +201,8 @@ function toSubscribeEvent(
 }
 
 /** Session events → stream messages, consecutive changes in one batch. */
-function toResponses<T>(events: SessionEvent[], shapes: ResponseShapes<T>, out: T[]): void {
+function toResponses<T extends Message>(events: SessionEvent[], shapes: ResponseShapes<T>): T[] {
+  const out: T[] = [];
   let batch: ChangeEvent[] = [];
   for (const event of events) {
     if (event.type === "change") {
@@ -207,6 +217,7 @@ function toResponses<T>(events: SessionEvent[], shapes: ResponseShapes<T>, out: 
     if (message !== undefined) out.push(message);
   }
   if (batch.length > 0) out.push(shapes.changes(batch));
+  return out;
 }
 
 /** Runs one command; for a write, returns the promise of its reply. */
@@ -248,21 +259,55 @@ function command(session: WatchSession, request: WatchRequest): Promise<void> | 
 }
 
 /**
+ * Session events as envelopes of the call's messages, all of one take in
+ * one buffer: one write to the HTTP/2 stream per turn.
+ */
+function toEnvelopes<T extends Message>(events: SessionEvent[], shapes: ResponseShapes<T>): Buffer {
+  const parts: Uint8Array[] = [];
+  let batch: ChangeEvent[] = [];
+  for (const event of events) {
+    if (event.type === "change") {
+      batch.push(event.change);
+      continue;
+    }
+    if (batch.length > 0) {
+      parts.push(changeBatchEnvelope(shapes.changesField, batch));
+      batch = [];
+    }
+    const message = shapes.other(event);
+    if (message !== undefined) parts.push(envelope(toBinary(shapes.schema, message)));
+  }
+  if (batch.length > 0) parts.push(changeBatchEnvelope(shapes.changesField, batch));
+  if (parts.length !== 1) return Buffer.concat(parts);
+  const only = parts[0] as Uint8Array;
+  return Buffer.from(only.buffer, only.byteOffset, only.byteLength);
+}
+
+/**
  * A session's events as the call's response messages, until the session
  * ends, the client goes away or the server stops. Connect pulls every
  * message of every subscriber through its own stages, so this one is a
  * plain iterator (no generator, one `take()` per batch of messages).
+ *
+ * With `stream` (HTTP/2, protobuf binary), connect only sends the first
+ * message — and with it the response headers — and the trailers: in
+ * between, the handler writes envelopes to the stream itself. Connect
+ * asks for the second message only once the first is written, so the
+ * order holds; per subscriber and write, its pipeline of async stages
+ * cost several times what encoding the change did.
  */
-function sessionResponses<T>(
+function sessionResponses<T extends Message>(
   session: WatchSession,
   context: HandlerContext,
   shapes: ResponseShapes<T>,
   onEnd: () => void,
+  stream?: ServerHttp2Stream,
 ): AsyncIterable<T> {
-  let queued: T[] = [];
+  let queued: (T | undefined)[] = [];
   let next = 0;
   let failure: Error | undefined;
   let ended = false;
+  let sentOne = false;
   const end = (): void => {
     if (ended) return;
     ended = true;
@@ -273,8 +318,42 @@ function sessionResponses<T>(
   const onAbort = (): void => session.close();
   context.signal.addEventListener("abort", onAbort, { once: true });
   const done = (): IteratorResult<T> => ({ done: true, value: undefined });
+
+  /** Writes everything until the session ends, then lets connect end the call. */
+  const writeItself = async (stream: ServerHttp2Stream): Promise<IteratorResult<T>> => {
+    // A reset shows as the call's abort; unheard, the stream's error would end the process.
+    stream.on("error", ignore);
+    const rest = queued.slice(next) as T[];
+    queued = [];
+    next = 0;
+    if (rest.length > 0) {
+      const bytes = Buffer.concat(
+        rest.map((message) => envelope(toBinary(shapes.schema, message))),
+      );
+      if (!stream.write(bytes)) await drained(stream);
+    }
+    for (;;) {
+      if (failure !== undefined) {
+        end();
+        throw failure;
+      }
+      const events = ended ? undefined : await session.take();
+      if (events === undefined) {
+        end();
+        if (session.endedWith !== undefined) throw session.endedWith;
+        return done();
+      }
+      failure = shapes.failure?.(events);
+      if (stream.destroyed) continue; // the abort closes the session
+      // Full buffers (a subscriber not reading): nothing more is taken, so
+      // the session coalesces what it holds, as with any slow consumer.
+      if (!stream.write(toEnvelopes(events, shapes))) await drained(stream);
+    }
+  };
+
   const iterator: AsyncIterator<T> = {
     async next() {
+      if (sentOne && stream !== undefined) return writeItself(stream);
       while (next === queued.length) {
         if (failure !== undefined) {
           end();
@@ -286,14 +365,14 @@ function sessionResponses<T>(
           if (session.endedWith !== undefined) throw session.endedWith;
           return done();
         }
-        queued = [];
+        queued = toResponses(events, shapes);
         next = 0;
-        toResponses(events, shapes, queued);
         failure = shapes.failure?.(events);
       }
       const value = queued[next] as T;
       // Drop the reference: a batch can be large, and the next take may wait long.
-      queued[next++] = undefined as T;
+      queued[next++] = undefined;
+      sentOne = true;
       return { done: false, value };
     },
     return() {
@@ -306,6 +385,21 @@ function sessionResponses<T>(
     },
   };
   return { [Symbol.asyncIterator]: () => iterator };
+}
+
+function ignore(): void {}
+
+/** Resolves once the stream can take more, or is gone. */
+function drained(stream: ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const settle = (): void => {
+      stream.off("drain", settle);
+      stream.off("close", settle);
+      resolve();
+    };
+    stream.on("drain", settle);
+    stream.on("close", settle);
+  });
 }
 
 /** Over protobuf binary (not JSON) change batches can go as bytes. */
@@ -335,11 +429,13 @@ export function createWatchServiceHandlers(
     watch(requests, context) {
       const session = open(context);
       void readCommands(session, requests);
+      const binary = isBinary(context);
       return sessionResponses(
         session,
         context,
-        isBinary(context) ? watchBytes : watchMessages,
+        binary ? watchBytes : watchMessages,
         () => options.sessions.delete(session),
+        binary ? context.values.get(http2StreamKey) : undefined,
       );
     },
     subscribe(request, context) {
@@ -356,11 +452,13 @@ export function createWatchServiceHandlers(
         options.sessions.delete(session);
         throw error;
       }
+      const binary = isBinary(context);
       return sessionResponses(
         session,
         context,
-        isBinary(context) ? subscribeBytes : subscribeMessages,
+        binary ? subscribeBytes : subscribeMessages,
         () => options.sessions.delete(session),
+        binary ? context.values.get(http2StreamKey) : undefined,
       );
     },
   };

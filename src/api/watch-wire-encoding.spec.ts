@@ -7,7 +7,12 @@ import {
   WatchResponseSchema,
 } from "../../gen/commy/v1/watch_pb.js";
 import type { ChangeEvent } from "../core/watch-session.js";
-import { changeBatchField, encodeChangeBatchField } from "./watch-wire-encoding.js";
+import {
+  changeBatchEnvelope,
+  changeBatchField,
+  encodeChangeBatchField,
+  envelope,
+} from "./watch-wire-encoding.js";
 
 const KINDS = {
   snapshot: ChangeKind.SNAPSHOT,
@@ -102,5 +107,39 @@ describe("encodeChangeBatchField", () => {
       case: "changes",
       value: expected(changes),
     });
+  });
+});
+
+/** The message inside one envelope, after checking its prefix. */
+function unwrap(bytes: Uint8Array): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  expect(view.getUint8(0), "flags").toBe(0);
+  expect(view.getUint32(1), "length").toBe(bytes.length - 5);
+  return bytes.subarray(5);
+}
+
+describe("envelopes", () => {
+  it("changeBatchEnvelope is one whole response message behind gRPC's 5-byte prefix", () => {
+    const changes = [
+      event({ subscriptionId: 2 }),
+      event({ subscriptionId: 3, data: new Uint8Array(70_000).fill(1), version: 4 }),
+    ];
+    expect(fromBinary(WatchResponseSchema, unwrap(changeBatchEnvelope(2, changes))).event).toEqual({
+      case: "changes",
+      value: expected(changes),
+    });
+    expect(
+      fromBinary(SubscribeResponseSchema, unwrap(changeBatchEnvelope(1, changes))).event,
+    ).toEqual({ case: "changes", value: expected(changes) });
+  });
+
+  it("envelope wraps any encoded message, an empty one included", () => {
+    const pong = create(WatchResponseSchema, {
+      event: { case: "pong", value: { requestId: "r1" } },
+    });
+    expect(
+      fromBinary(WatchResponseSchema, unwrap(envelope(toBinary(WatchResponseSchema, pong)))),
+    ).toEqual(pong);
+    expect(envelope(new Uint8Array(0))).toEqual(new Uint8Array(5));
   });
 });

@@ -124,6 +124,14 @@ function ownFieldsSize(change: ChangeEvent): number {
  * copied, never referenced, so the result owns its bytes.
  */
 export function encodeChangeBatchField(changes: readonly ChangeEvent[]): Uint8Array {
+  return encodeChangeBatch(changes, 0);
+}
+
+/**
+ * The batch's field (as encodeChangeBatchField) behind `headroom` bytes
+ * left free for the caller: one allocation for a whole envelope.
+ */
+function encodeChangeBatch(changes: readonly ChangeEvent[], headroom: number): Uint8Array {
   const shared: Uint8Array[] = new Array<Uint8Array>(changes.length);
   let batchSize = 0;
   for (let i = 0; i < changes.length; i++) {
@@ -133,8 +141,8 @@ export function encodeChangeBatchField(changes: readonly ChangeEvent[]): Uint8Ar
     const changeSize = ownFieldsSize(change) + fields.length;
     batchSize += 1 + varintSize(changeSize) + changeSize;
   }
-  const bytes = new Uint8Array(varintSize(batchSize) + batchSize);
-  let at = writeVarint(bytes, 0, batchSize);
+  const bytes = new Uint8Array(headroom + varintSize(batchSize) + batchSize);
+  let at = writeVarint(bytes, headroom, batchSize);
   for (let i = 0; i < changes.length; i++) {
     const change = changes[i] as ChangeEvent;
     const fields = shared[i] as Uint8Array;
@@ -167,6 +175,44 @@ export function changeBatchField(
     wireType: WireType.LengthDelimited,
     data: encodeChangeBatchField(changes),
   };
+}
+
+/**
+ * gRPC, gRPC-Web and Connect's streaming protocol put the same 5 bytes
+ * before each message: flags (0: neither compressed nor an end-of-stream
+ * frame) and the message's length, big-endian.
+ */
+const ENVELOPE_PREFIX_BYTES = 5;
+
+/**
+ * A response message whose only field (`fieldNumber`, below 16: a
+ * one-byte tag) is a batch of these changes, as a whole envelope.
+ */
+export function changeBatchEnvelope(
+  fieldNumber: number,
+  changes: readonly ChangeEvent[],
+): Uint8Array {
+  const bytes = encodeChangeBatch(changes, ENVELOPE_PREFIX_BYTES + 1);
+  writeEnvelopePrefix(bytes);
+  bytes[ENVELOPE_PREFIX_BYTES] = (fieldNumber << 3) | WireType.LengthDelimited;
+  return bytes;
+}
+
+/** An encoded message as a whole envelope. */
+export function envelope(message: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(ENVELOPE_PREFIX_BYTES + message.length);
+  bytes.set(message, ENVELOPE_PREFIX_BYTES);
+  writeEnvelopePrefix(bytes);
+  return bytes;
+}
+
+function writeEnvelopePrefix(bytes: Uint8Array): void {
+  const length = bytes.length - ENVELOPE_PREFIX_BYTES;
+  bytes[0] = 0;
+  bytes[1] = length >>> 24;
+  bytes[2] = (length >>> 16) & 0xff;
+  bytes[3] = (length >>> 8) & 0xff;
+  bytes[4] = length & 0xff;
 }
 
 /** Bytes of a varint; versions stay below 2^53, so plain division is exact. */
