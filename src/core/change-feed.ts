@@ -112,12 +112,39 @@ export class ChangeFeed {
     feed.values.clear();
     feed.valueBytes = 0;
     const read: ValueReader = (name) => readShared(feed, name);
-    for (const listener of feed.listeners) listener.onChanges(serviceId, changes, read);
+    const latest = latestPerVariable(changes);
+    for (const listener of feed.listeners) listener.onChanges(serviceId, latest, read);
     if (feed.valueBytes > KEPT_VALUE_BYTES) {
       feed.values.clear();
       feed.valueBytes = 0;
     }
   }
+}
+
+/**
+ * The changes without writes that a later write of the same variable
+ * supersedes. Listeners read the value as it is now, so an older write
+ * would only be read and skipped again by each of them; when writers
+ * outpace the server, one drain of the ring holds many writes per variable
+ * and this keeps the work per listener at one per variable. Deletes stay,
+ * and so does the last write before each (a variable made anew is another
+ * variable to a subscriber).
+ */
+export function latestPerVariable(changes: readonly VariableChange[]): readonly VariableChange[] {
+  if (changes.length < 2) return changes;
+  const written = new Set<string>();
+  const kept: VariableChange[] = [];
+  for (let i = changes.length - 1; i >= 0; i--) {
+    const change = changes[i] as VariableChange;
+    if (change.kind === "delete") {
+      written.delete(change.name);
+      kept.push(change);
+    } else if (!written.has(change.name)) {
+      written.add(change.name);
+      kept.push(change);
+    }
+  }
+  return kept.length === changes.length ? changes : kept.reverse();
 }
 
 function readShared(feed: Feed, name: string): VersionedValue | undefined {

@@ -91,6 +91,8 @@ interface ActiveSubscription {
   lastSent: number | undefined;
   /** Every variable: the last version sent per variable, made at the first. */
   sent: Map<string, number> | undefined;
+  /** Variables with a change coalesced, waiting for room (in arrival order); made at the first. */
+  pending: Set<string> | undefined;
 }
 
 /** The subscriptions of one session on one service, indexed for matching changes. */
@@ -119,8 +121,11 @@ export class WatchSession implements ChangeListener {
   #ready: SessionEvent[] = [];
   /** Bytes of values in #ready. */
   #readyBytes = 0;
-  /** Coalesced changes waiting for room: subscription id → variable names, in arrival order. */
-  readonly #pending = new Map<string, { subscription: ActiveSubscription; name: string }>();
+  /**
+   * Subscriptions with coalesced changes waiting for room, in the order
+   * their first one came; the names are in each subscription's `pending`.
+   */
+  readonly #pending = new Set<ActiveSubscription>();
   #nextId = 1;
   #writes: Promise<void> = Promise.resolve();
   #writesInFlight = 0;
@@ -188,6 +193,7 @@ export class WatchSession implements ChangeListener {
         variableName: request.variableName,
         lastSent: undefined,
         sent: undefined,
+        pending: undefined,
       };
       this.#subscriptions.set(subscription.id, subscription);
       addTo(group, subscription);
@@ -379,12 +385,13 @@ export class WatchSession implements ChangeListener {
       if (value !== undefined) this.#capture(subscription, name, value, "update");
       return;
     }
-    const key = `${subscription.id}\0${name}`;
-    if (!this.#pending.has(key)) this.#pending.set(key, { subscription, name });
+    (subscription.pending ??= new Set()).add(name);
+    this.#pending.add(subscription);
   }
 
   #deleted(subscription: ActiveSubscription, change: VariableChange): void {
-    this.#pending.delete(`${subscription.id}\0${change.name}`);
+    if (subscription.pending?.delete(change.name) === true && subscription.pending.size === 0)
+      this.#pending.delete(subscription);
     const last = sentOf(subscription, change.name) ?? change.version;
     forgetSent(subscription, change.name);
     this.#push({
@@ -444,12 +451,16 @@ export class WatchSession implements ChangeListener {
     }
     // Coalesced changes: the value now, as late as possible (as of the
     // feed's last read of the change ring).
-    for (const [key, { subscription, name }] of this.#pending) {
-      this.#pending.delete(key);
-      if (!this.#subscriptions.has(subscription.id)) continue;
+    for (const subscription of this.#pending) {
+      const names = subscription.pending as Set<string>;
       const { serviceId, file } = subscription.group;
-      const value = this.#core.feed.read(serviceId, file, name);
-      if (value !== undefined) this.#capture(subscription, name, value, "update");
+      for (const name of names) {
+        names.delete(name);
+        const value = this.#core.feed.read(serviceId, file, name);
+        if (value !== undefined) this.#capture(subscription, name, value, "update");
+        if (this.#ready.length >= MAX_BATCH) break;
+      }
+      if (names.size === 0) this.#pending.delete(subscription);
       if (this.#ready.length >= MAX_BATCH) break;
     }
     const events = this.#ready;
@@ -480,9 +491,8 @@ export class WatchSession implements ChangeListener {
       this.#groups.delete(group.serviceId);
       group.stopListening();
     }
-    if (this.#pending.size === 0) return;
-    for (const [key, entry] of this.#pending)
-      if (entry.subscription === subscription) this.#pending.delete(key);
+    this.#pending.delete(subscription);
+    subscription.pending = undefined;
   }
 
   #stillPermitted(group: ServiceGroup): boolean {
