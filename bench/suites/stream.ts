@@ -709,12 +709,15 @@ type Memory = Awaited<ReturnType<StreamServer["memory"]>>;
 interface MemoryRun {
   perSubscriptionRss: number;
   perSubscriptionHeap: number;
+  /** The same subscriptions made again on the same server, after the first ones were let go. */
+  againRss: number;
+  againHeap: number;
   perStreamRss: number;
   perStreamHeap: number;
   /** Writes to a variable 10 streams follow: alone, then among all the subscriptions. */
   alone: WritesFigures;
   crowded: WritesFigures;
-  samples: { before: Memory; streams: Memory; subscribed: Memory };
+  samples: { before: Memory; streams: Memory; subscribed: Memory; again: Memory[] };
 }
 
 interface WritesFigures {
@@ -806,7 +809,20 @@ async function memory(
       "server RSS per idle subscription (same runs)",
       runs.map((r) => r.perSubscriptionRss),
       true,
-      "whole process, after a full collection; a fresh server per run",
+      "whole process, after a full collection; a fresh server per run: the first storm of subscriptions",
+    ),
+    bytes(
+      "memory.subscription.heap.again",
+      "  … JS heap per subscription, the same made again after the first were let go",
+      runs.map((r) => r.againHeap),
+      false,
+    ),
+    bytes(
+      "memory.subscription.rss.again",
+      "  … RSS per subscription, the same made again after the first were let go",
+      runs.map((r) => r.againRss),
+      false,
+      "what subscriptions hold while they live, once the process has grown for a storm like it",
     ),
     bytes(
       "memory.stream.heap",
@@ -875,15 +891,26 @@ async function memoryRun(
     const crowded = await writes();
     await writer.close("memory");
     await fleet.close("memory");
+    // Again, on a server whose allocators have seen such a storm once: what
+    // the subscriptions hold for as long as they live, without the first
+    // storm's growth of V8's young generation and malloc's arenas, which
+    // stays with the process whatever is subscribed later.
+    await fleet.open("memory", { kind: "commy", ...where, variables: [first] }, MEMORY_STREAMS);
+    const streamsAgain = await server.memory();
+    await fleet.subscribe("memory", others);
+    const subscribedAgain = await server.memory();
+    await fleet.close("memory");
     const added = MEMORY_STREAMS * others.length;
     return {
       perSubscriptionRss: (subscribed.rss - streams.rss) / added,
       perSubscriptionHeap: (subscribed.heapUsed - streams.heapUsed) / added,
+      againRss: (subscribedAgain.rss - streamsAgain.rss) / added,
+      againHeap: (subscribedAgain.heapUsed - streamsAgain.heapUsed) / added,
       perStreamRss: (streams.rss - before.rss) / MEMORY_STREAMS,
       perStreamHeap: (streams.heapUsed - before.heapUsed) / MEMORY_STREAMS,
       alone,
       crowded,
-      samples: { before, streams, subscribed },
+      samples: { before, streams, subscribed, again: [streamsAgain, subscribedAgain] },
     };
   } finally {
     await server.close();
