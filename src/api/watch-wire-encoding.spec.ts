@@ -32,6 +32,7 @@ function event(fields: Partial<ChangeEvent>): ChangeEvent {
     version: 1,
     skipped: 0,
     kind: "update",
+    source: undefined,
     ...fields,
   };
 }
@@ -76,14 +77,16 @@ describe("encodeChangeBatchField", () => {
     expect(decodeField(encodeChangeBatchField(changes))).toEqual(expected(changes));
   });
 
-  it("shares one value among subscribers, and keeps their own ids and skips", () => {
+  it("shares one read among subscribers, and keeps their own ids and skips", () => {
     const data = bytes("shared");
+    const source = { data: Buffer.from(data), version: 5, memo: undefined };
     const changes = [1, 2, 3].map((id) =>
-      event({ subscriptionId: id, data, version: 5, skipped: id - 1 }),
+      event({ subscriptionId: id, data, version: 5, skipped: id - 1, source }),
     );
     expect(decodeField(encodeChangeBatchField(changes))).toEqual(expected(changes));
-    // The same data object with other fields (a snapshot read reused) is encoded anew.
-    const other = [event({ subscriptionId: 4, data, version: 6, kind: "snapshot" })];
+    expect(source.memo, "the shared fields, kept for the next subscriber").toBeDefined();
+    // A snapshot of the same read is encoded as itself, not from the update's memo.
+    const other = [event({ subscriptionId: 4, data, version: 5, kind: "snapshot", source })];
     expect(decodeField(encodeChangeBatchField(other))).toEqual(expected(other));
   });
 

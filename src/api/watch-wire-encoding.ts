@@ -29,43 +29,15 @@ const TAG_BATCH_CHANGES = (1 << 3) | WireType.LengthDelimited;
 
 const utf8 = new TextEncoder();
 
-/** The encoded fields a change shares among its subscribers, and what they encode. */
-interface SharedFields {
-  variableName: string;
-  version: number;
-  kind: ChangeEvent["kind"];
-  bytes: Uint8Array;
-}
-
 /**
- * The change feed hands one read of a variable to every subscriber (the
- * same `data` object), so the data identifies the shared part; the other
- * fields are compared too, as a value read for a snapshot is never
- * promised to be used only once.
+ * The feed hands one read of a variable to every subscriber of a change,
+ * and its `memo` keeps the encoding for all of them. Only updates share
+ * it: a snapshot or a deletion is a read or an event of its own.
  */
-const sharedByData = new WeakMap<Uint8Array, SharedFields>();
-
 function sharedFields(change: ChangeEvent): Uint8Array {
-  const cached = sharedByData.get(change.data);
-  if (
-    cached !== undefined &&
-    cached.version === change.version &&
-    cached.kind === change.kind &&
-    cached.variableName === change.variableName
-  ) {
-    return cached.bytes;
-  }
-  const bytes = encodeSharedFields(change);
-  // An empty value is a fresh object per event (deletions): nothing to share.
-  if (change.data.length > 0) {
-    sharedByData.set(change.data, {
-      variableName: change.variableName,
-      version: change.version,
-      kind: change.kind,
-      bytes,
-    });
-  }
-  return bytes;
+  const source = change.source;
+  if (source === undefined || change.kind !== "update") return encodeSharedFields(change);
+  return (source.memo ??= encodeSharedFields(change));
 }
 
 /** Fields 2, 3, 4 and 6 of commy.v1.Change; proto3 leaves default values out. */

@@ -8,8 +8,17 @@
 import type { OwnedServiceFile, VariableChange, VersionedValue } from "../shm/index.js";
 import { ShmError } from "../shm/index.js";
 
+/**
+ * A value read once for all the listeners that want it. `memo` keeps what
+ * a transport derives from the value for all of them (its wire encoding),
+ * so that a change of a variable with many subscribers is encoded once.
+ */
+export interface SharedValue extends VersionedValue {
+  memo: Uint8Array | undefined;
+}
+
 /** Reads a variable's current value once per dispatch, whoever asks. */
-export type ValueReader = (name: string) => VersionedValue | undefined;
+export type ValueReader = (name: string) => SharedValue | undefined;
 
 /** Someone interested in the changes of services. */
 export interface ChangeListener {
@@ -35,7 +44,7 @@ interface Feed {
    * as new as the last change the feed announced of its variable, so any
    * listener may take it as the current value until the next dispatch.
    */
-  values: Map<string, VersionedValue | undefined>;
+  values: Map<string, SharedValue | undefined>;
   valueBytes: number;
 }
 
@@ -62,11 +71,11 @@ export class ChangeFeed {
    * when there is one, so that a change reaching many subscribers late is
    * still read (and encoded by transports) once.
    */
-  read(serviceId: string, file: OwnedServiceFile, name: string): VersionedValue | undefined {
+  read(serviceId: string, file: OwnedServiceFile, name: string): SharedValue | undefined {
     const feed = this.#feeds.get(serviceId);
-    if (feed === undefined) return readQuietly(file, name);
+    if (feed === undefined) return shareable(readQuietly(file, name));
     if (feed.valueBytes > KEPT_VALUE_BYTES && !feed.values.has(name))
-      return readQuietly(file, name);
+      return shareable(readQuietly(file, name));
     return readShared(feed, name);
   }
 
@@ -147,12 +156,18 @@ export function latestPerVariable(changes: readonly VariableChange[]): readonly 
   return kept.length === changes.length ? changes : kept.reverse();
 }
 
-function readShared(feed: Feed, name: string): VersionedValue | undefined {
+function readShared(feed: Feed, name: string): SharedValue | undefined {
   if (feed.values.has(name)) return feed.values.get(name);
-  const value = readQuietly(feed.file, name);
+  const value = shareable(readQuietly(feed.file, name));
   feed.values.set(name, value);
   feed.valueBytes += value?.data.length ?? 0;
   return value;
+}
+
+function shareable(value: VersionedValue | undefined): SharedValue | undefined {
+  return value === undefined
+    ? undefined
+    : { data: value.data, version: value.version, memo: undefined };
 }
 
 /** The current value, or undefined when the variable is gone meanwhile. */

@@ -10,7 +10,12 @@
 import type { OwnedServiceFile, VariableChange, VersionedValue } from "../shm/index.js";
 import { permits } from "./authorizer.js";
 import type { Caller } from "./caller.js";
-import { type ChangeListener, type ValueReader, readQuietly } from "./change-feed.js";
+import {
+  type ChangeListener,
+  type SharedValue,
+  type ValueReader,
+  readQuietly,
+} from "./change-feed.js";
 import type { CommyCore, WriteRequest } from "./commy-core.js";
 import { CommyError, notFound } from "./commy-error.js";
 
@@ -33,6 +38,8 @@ export interface ChangeEvent {
   version: number;
   skipped: number;
   kind: "snapshot" | "update" | "deleted";
+  /** The read this update came from when other subscribers may share it (see SharedValue). */
+  source: SharedValue | undefined;
 }
 
 /** What the session tells its consumer, in order. */
@@ -375,18 +382,20 @@ export class WatchSession implements ChangeListener {
     version: number,
     read: ValueReader,
   ): void {
-    if (version <= (sentOf(subscription, name) ?? 0)) return;
     if (
-      this.#pending.size === 0 &&
-      this.#ready.length < this.#limits.maxReadyEvents &&
-      this.#readyBytes < this.#limits.maxReadyBytes
+      this.#pending.size > 0 ||
+      this.#ready.length >= this.#limits.maxReadyEvents ||
+      this.#readyBytes >= this.#limits.maxReadyBytes
     ) {
-      const value = read(name);
-      if (value !== undefined) this.#capture(subscription, name, value, "update");
+      // Coalescing: the version is checked when the value is read (#capture),
+      // one lookup less per change while a consumer is behind.
+      (subscription.pending ??= new Set()).add(name);
+      this.#pending.add(subscription);
       return;
     }
-    (subscription.pending ??= new Set()).add(name);
-    this.#pending.add(subscription);
+    if (version <= (sentOf(subscription, name) ?? 0)) return;
+    const value = read(name);
+    if (value !== undefined) this.#capture(subscription, name, value, "update");
   }
 
   #deleted(subscription: ActiveSubscription, change: VariableChange): void {
@@ -396,7 +405,15 @@ export class WatchSession implements ChangeListener {
     forgetSent(subscription, change.name);
     this.#push({
       type: "change",
-      change: this.#event(subscription, change.name, new Uint8Array(0), last, 0, "deleted"),
+      change: this.#event(
+        subscription,
+        change.name,
+        new Uint8Array(0),
+        last,
+        0,
+        "deleted",
+        undefined,
+      ),
     });
     if (subscription.variableName !== "") {
       this.#end(subscription, notFound(`variable ${change.name}`));
@@ -406,7 +423,7 @@ export class WatchSession implements ChangeListener {
   #capture(
     subscription: ActiveSubscription,
     name: string,
-    value: VersionedValue,
+    value: VersionedValue | SharedValue,
     kind: ChangeEvent["kind"],
   ): void {
     const last = sentOf(subscription, name);
@@ -416,7 +433,15 @@ export class WatchSession implements ChangeListener {
     setSent(subscription, name, value.version);
     this.#push({
       type: "change",
-      change: this.#event(subscription, name, value.data, value.version, skipped, kind),
+      change: this.#event(
+        subscription,
+        name,
+        value.data,
+        value.version,
+        skipped,
+        kind,
+        "memo" in value ? value : undefined,
+      ),
     });
   }
 
@@ -427,6 +452,7 @@ export class WatchSession implements ChangeListener {
     version: number,
     skipped: number,
     kind: ChangeEvent["kind"],
+    source: SharedValue | undefined,
   ): ChangeEvent {
     return {
       subscriptionId: subscription.id,
@@ -437,6 +463,7 @@ export class WatchSession implements ChangeListener {
       version,
       skipped,
       kind,
+      source,
     };
   }
 
