@@ -33,7 +33,12 @@ import {
 import { callerOf } from "./caller-context.js";
 import { toWireErrorCode } from "./connect-errors.js";
 import { http2StreamKey } from "./http2-stream-context.js";
-import { changeBatchEnvelope, changeBatchField, envelope } from "./watch-wire-encoding.js";
+import {
+  changeBatchEnvelope,
+  changeBatchField,
+  envelope,
+  okReplyEnvelope,
+} from "./watch-wire-encoding.js";
 import { versionFromWire } from "./wire-versions.js";
 
 const KINDS: Record<ChangeEvent["kind"], ChangeKind> = {
@@ -90,6 +95,8 @@ interface ResponseShapes<T extends Message> {
   changesField: number;
   changes(changes: ChangeEvent[]): T;
   other(event: Exclude<SessionEvent, { type: "change" }>): T | undefined;
+  /** The envelope of an event that is hot enough to be encoded by hand; undefined: `other`'s. */
+  otherEnvelope?(event: Exclude<SessionEvent, { type: "change" }>): Uint8Array | undefined;
   /** An error that ends the call once these events' messages are sent. */
   failure?(events: SessionEvent[]): Error | undefined;
 }
@@ -111,6 +118,10 @@ const watchMessages: ResponseShapes<WatchResponse> = {
  */
 const watchBytes: ResponseShapes<WatchResponse> = {
   ...watchMessages,
+  otherEnvelope: (event) =>
+    event.type === "reply" && event.error === undefined
+      ? okReplyEnvelope(event.requestId, event.subscriptionId ?? 0, event.version ?? 0)
+      : undefined,
   changes: (changes) => ({
     $typeName: "commy.v1.WatchResponse",
     event: { case: undefined },
@@ -273,6 +284,11 @@ function toEnvelopes<T extends Message>(events: SessionEvent[], shapes: Response
     if (batch.length > 0) {
       parts.push(changeBatchEnvelope(shapes.changesField, batch));
       batch = [];
+    }
+    const byHand = shapes.otherEnvelope?.(event);
+    if (byHand !== undefined) {
+      parts.push(byHand);
+      continue;
     }
     const message = shapes.other(event);
     if (message !== undefined) parts.push(envelope(toBinary(shapes.schema, message)));

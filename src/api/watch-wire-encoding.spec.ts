@@ -12,6 +12,7 @@ import {
   changeBatchField,
   encodeChangeBatchField,
   envelope,
+  okReplyEnvelope,
 } from "./watch-wire-encoding.js";
 
 const KINDS = {
@@ -134,6 +135,27 @@ describe("envelopes", () => {
     expect(
       fromBinary(SubscribeResponseSchema, unwrap(changeBatchEnvelope(1, changes))).event,
     ).toEqual({ case: "changes", value: expected(changes) });
+  });
+
+  it("okReplyEnvelope is the WatchResponse protobuf-es would send for a reply without error", () => {
+    for (const [requestId, subscriptionId, version] of [
+      ["w-1", 0, 7],
+      ["grüße", 300, 2 ** 53 - 1],
+      ["", 0, 0],
+    ] as const) {
+      const reply = create(WatchResponseSchema, {
+        event: {
+          case: "reply",
+          value: { requestId, subscriptionId: BigInt(subscriptionId), version: BigInt(version) },
+        },
+      });
+      expect(
+        fromBinary(
+          WatchResponseSchema,
+          unwrap(okReplyEnvelope(requestId, subscriptionId, version)),
+        ),
+      ).toEqual(reply);
+    }
   });
 
   it("envelope wraps any encoded message, an empty one included", () => {

@@ -187,6 +187,48 @@ function writeEnvelopePrefix(bytes: Uint8Array): void {
   bytes[4] = length & 0xff;
 }
 
+// Tags of commy.v1.WatchResponse's `reply` and of commy.v1.Reply.
+const TAG_RESPONSE_REPLY = (1 << 3) | WireType.LengthDelimited;
+const TAG_REQUEST_ID = (1 << 3) | WireType.LengthDelimited;
+const TAG_REPLY_SUBSCRIPTION_ID = (3 << 3) | WireType.Varint;
+const TAG_REPLY_VERSION = (4 << 3) | WireType.Varint;
+
+/**
+ * A WatchResponse whose reply carries no error, as a whole envelope: the
+ * answer to every write on a stream, so encoded by hand like the changes.
+ */
+export function okReplyEnvelope(
+  requestId: string,
+  subscriptionId: number,
+  version: number,
+): Uint8Array {
+  const id = encodeName(requestId);
+  let replySize = 0;
+  if (id.length > 0) replySize += 1 + varintSize(id.length) + id.length;
+  if (subscriptionId !== 0) replySize += 1 + varintSize(subscriptionId);
+  if (version !== 0) replySize += 1 + varintSize(version);
+  const bytes = new Uint8Array(ENVELOPE_PREFIX_BYTES + 1 + varintSize(replySize) + replySize);
+  let at = ENVELOPE_PREFIX_BYTES;
+  bytes[at++] = TAG_RESPONSE_REPLY;
+  at = writeVarint(bytes, at, replySize);
+  if (id.length > 0) {
+    bytes[at++] = TAG_REQUEST_ID;
+    at = writeVarint(bytes, at, id.length);
+    bytes.set(id, at);
+    at += id.length;
+  }
+  if (subscriptionId !== 0) {
+    bytes[at++] = TAG_REPLY_SUBSCRIPTION_ID;
+    at = writeVarint(bytes, at, subscriptionId);
+  }
+  if (version !== 0) {
+    bytes[at++] = TAG_REPLY_VERSION;
+    writeVarint(bytes, at, version);
+  }
+  writeEnvelopePrefix(bytes);
+  return bytes;
+}
+
 /** Bytes of a varint; versions stay below 2^53, so plain division is exact. */
 function varintSize(value: number): number {
   let size = 1;

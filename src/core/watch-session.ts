@@ -269,7 +269,7 @@ export class WatchSession implements ChangeListener {
       // leave in one batch. Past a few writes per turn, sending every
       // event alone costs more than the server can give, and the backlog
       // would grow in the writers' streams instead.
-      if (!this.#closed) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!this.#closed) await nextTurn();
     }
   }
 
@@ -599,6 +599,27 @@ function membersOf(group: ServiceGroup): ActiveSubscription[] {
   return [...group.wholeService, ...[...group.byVariable.values()].flat()].sort(
     (a, b) => a.id - b.id,
   );
+}
+
+/** Sessions waiting for the next turn of the event loop (see `take()`). */
+let waitingForNextTurn: (() => void)[] = [];
+
+/**
+ * Resolves in the next turn of the event loop. A write to a variable with
+ * a hundred subscribers wakes a hundred sessions: one setImmediate serves
+ * them all.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    if (waitingForNextTurn.length === 0) {
+      setImmediate(() => {
+        const waiting = waitingForNextTurn;
+        waitingForNextTurn = [];
+        for (const wake of waiting) wake();
+      });
+    }
+    waitingForNextTurn.push(resolve);
+  });
 }
 
 function sentOf(subscription: ActiveSubscription, name: string): number | undefined {
