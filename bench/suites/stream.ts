@@ -709,7 +709,7 @@ type Memory = Awaited<ReturnType<StreamServer["memory"]>>;
 interface MemoryRun {
   perSubscriptionRss: number;
   perSubscriptionHeap: number;
-  /** The same subscriptions made again on the same server, after the first ones were let go. */
+  /** As many subscriptions again, on more streams, while the first ones are held. */
   againRss: number;
   againHeap: number;
   perStreamRss: number;
@@ -813,16 +813,16 @@ async function memory(
     ),
     bytes(
       "memory.subscription.heap.again",
-      "  … JS heap per subscription, the same made again after the first were let go",
+      `  … JS heap per subscription, ${total} more on top of those`,
       runs.map((r) => r.againHeap),
       false,
     ),
     bytes(
       "memory.subscription.rss.again",
-      "  … RSS per subscription, the same made again after the first were let go",
+      `  … RSS per subscription, ${total} more on top of those`,
       runs.map((r) => r.againRss),
       false,
-      "what subscriptions hold while they live, once the process has grown for a storm like it",
+      "the marginal cost: the first storm's one-time growth of the process left out",
     ),
     bytes(
       "memory.stream.heap",
@@ -890,15 +890,18 @@ async function memoryRun(
     const subscribed = await server.memory();
     const crowded = await writes();
     await writer.close("memory");
-    await fleet.close("memory");
-    // Again, on a server whose allocators have seen such a storm once: what
-    // the subscriptions hold for as long as they live, without the first
-    // storm's growth of V8's young generation and malloc's arenas, which
-    // stays with the process whatever is subscribed later.
-    await fleet.open("memory", { kind: "commy", ...where, variables: [first] }, MEMORY_STREAMS);
+    // As many again on top: the marginal cost of a subscription, without the
+    // first storm's one-time growth of V8's young generation and of malloc's
+    // arenas (they stay with the process whatever is subscribed later).
+    await fleet.open(
+      "memory-more",
+      { kind: "commy", ...where, variables: [first] },
+      MEMORY_STREAMS,
+    );
     const streamsAgain = await server.memory();
-    await fleet.subscribe("memory", others);
+    await fleet.subscribe("memory-more", others);
     const subscribedAgain = await server.memory();
+    await fleet.close("memory-more");
     await fleet.close("memory");
     const added = MEMORY_STREAMS * others.length;
     return {
