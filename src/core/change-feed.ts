@@ -40,9 +40,10 @@ interface Feed {
   listeners: Set<ChangeListener>;
   stopWatching: () => void;
   /**
-   * Values read since the last dispatch, by variable name. Each is at least
-   * as new as the last change the feed announced of its variable, so any
-   * listener may take it as the current value until the next dispatch.
+   * Values read and not announced as changed since, by variable name. Each
+   * is at least as new as the last change the feed announced of its
+   * variable, so any listener may take it as the current value until a
+   * dispatch announces another.
    */
   values: Map<string, SharedValue | undefined>;
   valueBytes: number;
@@ -67,8 +68,8 @@ export class ChangeFeed {
 
   /**
    * A variable's value for a listener catching up on changes it coalesced:
-   * the one already read for the other listeners since the last dispatch
-   * when there is one, so that a change reaching many subscribers late is
+   * the one already read for the other listeners when it has not changed
+   * since, so that a change reaching many subscribers late is
    * still read (and encoded by transports) once.
    */
   read(serviceId: string, file: OwnedServiceFile, name: string): SharedValue | undefined {
@@ -117,11 +118,15 @@ export class ChangeFeed {
   #dispatch(serviceId: string, changes: readonly VariableChange[]): void {
     const feed = this.#feeds.get(serviceId);
     if (feed === undefined) return;
-    // Values read before these changes may be older than they announce.
-    feed.values.clear();
-    feed.valueBytes = 0;
-    const read: ValueReader = (name) => readShared(feed, name);
     const latest = latestPerVariable(changes);
+    // Values read before these changes may be older than they announce;
+    // the others are still current, and listeners that are behind read them.
+    for (const change of latest) {
+      if (!feed.values.has(change.name)) continue;
+      feed.valueBytes -= feed.values.get(change.name)?.data.length ?? 0;
+      feed.values.delete(change.name);
+    }
+    const read: ValueReader = (name) => readShared(feed, name);
     for (const listener of feed.listeners) listener.onChanges(serviceId, latest, read);
     if (feed.valueBytes > KEPT_VALUE_BYTES) {
       feed.values.clear();
