@@ -35,6 +35,23 @@ const FROM_CONNECT: Partial<Record<Code, ErrorCode>> = {
   [Code.Canceled]: "CONNECTION_LOST",
 };
 
+/**
+ * Why a stream's requests could not be read (a frame that is no message of
+ * the method, one over the size limit, a stream cut in the middle of a
+ * frame), as the error that ends the call; undefined when the client went
+ * away, which no status reaches.
+ */
+export function requestStreamError(error: unknown): CommyError | undefined {
+  if (error instanceof CommyError) return error;
+  if (!(error instanceof ConnectError)) {
+    return new CommyError("INTERNAL_ERROR", "internal error", { cause: error });
+  }
+  if (error.code === Code.Canceled || error.code === Code.Aborted) return undefined;
+  return new CommyError(FROM_CONNECT[error.code] ?? "INVALID_REQUEST", error.rawMessage, {
+    cause: error,
+  });
+}
+
 /** The wire enum value of an ErrorCode. */
 export function toWireErrorCode(code: ErrorCode): WireErrorCode {
   return WireErrorCode[code];

@@ -31,7 +31,7 @@ import {
   type WatchSessionOptions,
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
-import { toWireErrorCode } from "./connect-errors.js";
+import { requestStreamError, toWireErrorCode } from "./connect-errors.js";
 import { http2StreamKey } from "./http2-stream-context.js";
 import {
   changeBatchEnvelope,
@@ -499,6 +499,6 @@ async function readCommands(
     await writes;
     session.close();
   } catch (error) {
-    session.close(error instanceof CommyError ? error : undefined);
+    session.close(requestStreamError(error));
   }
 }

@@ -681,6 +681,16 @@ export class RawGrpcWatch {
     this.#stream.write(frame);
   }
 
+  /** Sends bytes as they are: a bad frame or message, or half of one. */
+  sendRaw(bytes: Uint8Array): void {
+    this.#stream.write(bytes);
+  }
+
+  /** Ends the client's side of the stream. */
+  end(): void {
+    this.#stream.end();
+  }
+
   /** Stops reading: the server soon cannot send any more. */
   stopReading(): void {
     this.#stream.pause();
