@@ -40,6 +40,8 @@ export class GrpcFrameStream<I extends DescMessage, O extends DescMessage> {
   readonly #options: GrpcFrameStreamOptions<I, O>;
   #pending: Buffer = Buffer.alloc(0);
   #ended = false;
+  /** Frames sent in this turn of the event loop: they leave in one write, as a pipelining client's do. */
+  #outbox: Uint8Array[] = [];
 
   constructor(options: GrpcFrameStreamOptions<I, O>) {
     this.#options = options;
@@ -70,7 +72,14 @@ export class GrpcFrameStream<I extends DescMessage, O extends DescMessage> {
     frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, PREFIX_BYTES);
-    this.#stream.write(frame);
+    if (this.#outbox.push(frame) === 1) process.nextTick(() => this.#flush());
+  }
+
+  #flush(): void {
+    const frames = this.#outbox;
+    this.#outbox = [];
+    if (this.#ended) return;
+    this.#stream.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 
   close(): void {

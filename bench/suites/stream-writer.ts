@@ -25,9 +25,10 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { EchoStreamRequestSchema } from "../../gen/commy/bench/v1/echo_pb.js";
-import type { WatchRequestSchema } from "../../gen/commy/v1/watch_pb.js";
+import { WatchRequestSchema, WatchResponseSchema } from "../../gen/commy/v1/watch_pb.js";
 import { AsyncQueue } from "../lib/async-queue.js";
 import { commyClients } from "../lib/commy-client.js";
+import { GrpcFrameStream } from "../lib/grpc-frame-stream.js";
 import { onParentMessage, reportFailuresToParent, sendToParent } from "../lib/child.js";
 import { type WatchConnection, connectWatch } from "../lib/watch-clients.js";
 import { RespConnection, RespError } from "../lib/resp-client.js";
@@ -105,27 +106,34 @@ class Answers {
   }
 }
 
-type WatchRequestInit = MessageInitShape<typeof WatchRequestSchema>;
 type EchoRequestInit = MessageInitShape<typeof EchoStreamRequestSchema>;
 
+/**
+ * Write commands on a Watch stream, sent and read by the lean gRPC client
+ * (bench/lib/grpc-frame-stream.ts) as the Redis writer pipelines PUBLISH:
+ * what the writer costs is not what is measured.
+ */
 function commyWatchTarget(message: Record<string, unknown>): Target {
-  const connection = connectWatch(String(message.url), String(message.token));
-  const requests = new AsyncQueue<WatchRequestInit>();
-  const abort = new AbortController();
   const answers = new Answers();
   const where = { tenantId: String(message.tenant), serviceName: String(message.service) };
   const variables = message.variables as string[];
-  void (async () => {
-    for await (const response of connection.watch.watch(requests, { signal: abort.signal })) {
-      if (response.event.case !== "reply") continue;
+  const stream = new GrpcFrameStream({
+    baseUrl: String(message.url),
+    path: "/commy.v1.WatchService/Watch",
+    bearer: String(message.token),
+    request: WatchRequestSchema,
+    response: WatchResponseSchema,
+    onMessage: (response) => {
+      if (response.event.case !== "reply") return;
       const reply = response.event.value;
       answers.noteAnswer(Number(reply.requestId), reply.error !== undefined, nowNs());
-    }
-  })().catch(() => undefined); // an aborted stream at close
+    },
+    onEnd: () => undefined, // unanswered writes count as errors
+  });
   return {
     send: (seq, stamp) => {
       answers.noteSent(seq, stamp);
-      requests.push({
+      stream.send({
         command: {
           case: "write",
           value: {
@@ -141,11 +149,7 @@ function commyWatchTarget(message: Record<string, unknown>): Target {
     answered: () => answers.wait(),
     begin: (count) => answers.begin(count),
     finish: () => ({ errors: answers.errors, roundTrips: answers.roundTrips }),
-    close: () => {
-      abort.abort();
-      requests.end();
-      connection.close();
-    },
+    close: () => stream.close(),
   };
 }
 
