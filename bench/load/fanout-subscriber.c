@@ -278,7 +278,8 @@ static void on_change(struct conn *c, const unsigned char *p, const unsigned cha
   }
 }
 
-/* WatchResponse: reply = 1 (its error = 2), changes = 2 (repeated Change = 1), pong = 3, ended = 5. */
+/* WatchResponse: reply = 1 (its error = 2), changes = 2 (Change = 1, repeated), pong = 3,
+ * ended = 5. */
 static void on_watch_response(struct conn *c, const unsigned char *p, size_t length) {
   const unsigned char *end = p + length;
   struct field f;
@@ -598,7 +599,8 @@ static void read_conn(struct conn *c) {
     }
     size_t room = IN_CAPACITY - c->in_len;
     c->in_len += (size_t)n;
-    size_t used = commy_mode ? on_h2_bytes(c, c->in, c->in_len) : on_resp_bytes(c, c->in, c->in_len);
+    size_t used =
+        commy_mode ? on_h2_bytes(c, c->in, c->in_len) : on_resp_bytes(c, c->in, c->in_len);
     if (c->fd < 0) return;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
@@ -606,7 +608,8 @@ static void read_conn(struct conn *c) {
       break_conn(c, "a message larger than the read buffer");
       return;
     }
-    /* A short read drained the socket: one more recv would only say EAGAIN (epoll is level-triggered). */
+    /* A short read drained the socket: another recv would only say EAGAIN, and epoll is
+     * level-triggered. */
     if ((size_t)n < room) return;
   }
 }
@@ -801,11 +804,18 @@ int main(int argc, char **argv) {
   if (conns == NULL) fail("out of memory");
   size_t request_length = 0;
   unsigned char *request = commy_mode ? from_hex(argv[6], &request_length) : NULL;
+  /* One DATA frame of the default maximum size, and header fields that fit open_watch's buffer. */
+  if (commy_mode && request_length > 16384) fail("the requests do not fit one DATA frame");
+  if (commy_mode && (strlen(argv[4]) > 255 || strlen(argv[5]) > 511)) {
+    fail("authority or token too long");
+  }
   for (int i = 0; i < conn_count; i++) {
     struct conn *c = &conns[i];
     c->fd = connect_loopback(port);
     struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &event) != 0) fail("epoll_ctl: %s", strerror(errno));
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &event) != 0) {
+      fail("epoll_ctl: %s", strerror(errno));
+    }
     if (commy_mode) {
       open_watch(c, argv[4], argv[5], request, request_length);
     } else {
