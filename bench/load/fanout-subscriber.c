@@ -7,9 +7,12 @@
  * channel (SUBSCRIBE, one connection each), so that the two peers are held
  * against each other with like clients.
  *
- *   fanout-subscriber commy <port> <connections> <authority> <token> <request-hex>
+ *   COMMY_BENCH_TOKEN=<token> \
+ *     fanout-subscriber commy <port> <connections> <authority> <request-hex>
  *   fanout-subscriber redis <port> <connections> <channel>
  *
+ * The bearer token comes in the environment, which unlike the command line
+ * only its owner can read (/proc/<pid>/environ).
  * <request-hex> is what each Watch stream sends after its headers: gRPC
  * frames of WatchRequest (subscriptions, then a ping), encoded by the
  * bench, so that no protobuf encoder is needed here. A connection is ready
@@ -783,8 +786,8 @@ static unsigned char *from_hex(const char *hex, size_t *length) {
 }
 
 static void usage(void) {
-  fail("usage: fanout-subscriber commy <port> <connections> <authority> <token> <request-hex> | "
-       "redis <port> <connections> <channel>");
+  fail("usage: COMMY_BENCH_TOKEN=<token> fanout-subscriber commy <port> <connections> "
+       "<authority> <request-hex> | fanout-subscriber redis <port> <connections> <channel>");
 }
 
 int main(int argc, char **argv) {
@@ -793,7 +796,8 @@ int main(int argc, char **argv) {
   if (argc < 5) usage();
   commy_mode = strcmp(argv[1], "commy") == 0;
   if (!commy_mode && strcmp(argv[1], "redis") != 0) usage();
-  if (commy_mode ? argc != 7 : argc != 5) usage();
+  const char *token = getenv("COMMY_BENCH_TOKEN");
+  if (commy_mode ? argc != 6 || token == NULL : argc != 5) usage();
   int port = atoi(argv[2]);
   conn_count = atoi(argv[3]);
   if (port <= 0 || port > 65535 || conn_count <= 0 || conn_count > MAX_CONNECTIONS) usage();
@@ -803,10 +807,10 @@ int main(int argc, char **argv) {
   conns = calloc((size_t)conn_count, sizeof *conns);
   if (conns == NULL) fail("out of memory");
   size_t request_length = 0;
-  unsigned char *request = commy_mode ? from_hex(argv[6], &request_length) : NULL;
+  unsigned char *request = commy_mode ? from_hex(argv[5], &request_length) : NULL;
   /* One DATA frame of the default maximum size, and header fields that fit open_watch's buffer. */
   if (commy_mode && request_length > 16384) fail("the requests do not fit one DATA frame");
-  if (commy_mode && (strlen(argv[4]) > 255 || strlen(argv[5]) > 511)) {
+  if (commy_mode && (strlen(argv[4]) > 255 || strlen(token) > 511)) {
     fail("authority or token too long");
   }
   for (int i = 0; i < conn_count; i++) {
@@ -817,7 +821,7 @@ int main(int argc, char **argv) {
       fail("epoll_ctl: %s", strerror(errno));
     }
     if (commy_mode) {
-      open_watch(c, argv[4], argv[5], request, request_length);
+      open_watch(c, argv[4], token, request, request_length);
     } else {
       char subscribe[600];
       int n = snprintf(subscribe, sizeof subscribe, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n",

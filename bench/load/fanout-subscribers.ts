@@ -50,16 +50,13 @@ export class CSubscriberFleet implements Subscribers {
     return new CSubscriberFleet(binary);
   }
 
-  get pids(): (number | undefined)[] {
-    return [...this.#groups.values()].map((group) => group.pid);
-  }
-
   async open(group: string, spec: GroupSpec, connections: number): Promise<void> {
     if (this.#groups.has(group)) throw new Error(`group ${group} is open already`);
-    const child = new FanoutProcess(this.binary, argumentsFor(spec, connections));
+    const token = spec.kind === "commy" ? spec.token : "";
+    const child = new FanoutProcess(this.binary, argumentsFor(spec, connections), token);
     this.#groups.set(group, child);
     try {
-      await child.next(OPEN_MS);
+      await child.next("opened", OPEN_MS);
     } catch (error) {
       await this.#stopGroup(group);
       throw error;
@@ -67,16 +64,21 @@ export class CSubscriberFleet implements Subscribers {
   }
 
   async arm(group: string, count: number): Promise<void> {
-    await this.#ask(group, `arm ${count}`, ANSWER_MS);
+    await this.#ask(group, `arm ${count}`, "armed", ANSWER_MS);
   }
 
   async collect(group: string, timeoutMs: number): Promise<Collected> {
-    const answer = await this.#ask(group, `collect ${timeoutMs}`, timeoutMs + ANSWER_MS);
+    const answer = await this.#ask(
+      group,
+      `collect ${timeoutMs}`,
+      '{"type":"collected"',
+      timeoutMs + ANSWER_MS,
+    );
     return sumCollected([JSON.parse(answer) as Message]);
   }
 
   async close(group: string): Promise<void> {
-    await this.#ask(group, "close", ANSWER_MS);
+    await this.#ask(group, "close", "closed", ANSWER_MS);
     await this.#stopGroup(group);
   }
 
@@ -84,11 +86,11 @@ export class CSubscriberFleet implements Subscribers {
     for (const group of [...this.#groups.keys()]) await this.#stopGroup(group);
   }
 
-  #ask(group: string, command: string, timeoutMs: number): Promise<string> {
+  #ask(group: string, command: string, answer: string, timeoutMs: number): Promise<string> {
     const child = this.#groups.get(group);
     if (child === undefined) throw new Error(`no group ${group}`);
     child.send(command);
-    return child.next(timeoutMs);
+    return child.next(answer, timeoutMs);
   }
 
   async #stopGroup(group: string): Promise<void> {
@@ -97,18 +99,11 @@ export class CSubscriberFleet implements Subscribers {
   }
 }
 
-/** The program's command line for one group. */
+/** The program's command line for one group (a Commy token goes in the environment). */
 function argumentsFor(spec: GroupSpec, connections: number): string[] {
   if (spec.kind === "redis") return ["redis", String(spec.port), String(connections), spec.channel];
   const url = new URL(spec.url);
-  return [
-    "commy",
-    url.port,
-    String(connections),
-    url.host,
-    spec.token,
-    watchRequests(spec).toString("hex"),
-  ];
+  return ["commy", url.port, String(connections), url.host, watchRequests(spec).toString("hex")];
 }
 
 /**
@@ -140,8 +135,11 @@ class FanoutProcess {
   #exit: string | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(binary: string, args: readonly string[]) {
-    this.#process = spawn(binary, args, { stdio: ["pipe", "pipe", "pipe"] });
+  constructor(binary: string, args: readonly string[], token: string) {
+    this.#process = spawn(binary, args, {
+      env: { ...process.env, COMMY_BENCH_TOKEN: token },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     this.#process.stderr?.setEncoding("utf8");
     this.#process.stderr?.on("data", (chunk: string) => (this.#stderr += chunk));
     // A failure to write shows as the process's exit; without a listener it would throw.
@@ -162,16 +160,15 @@ class FanoutProcess {
     });
   }
 
-  get pid(): number | undefined {
-    return this.#process.pid;
-  }
-
   send(command: string): void {
     this.#process.stdin?.write(`${command}\n`);
   }
 
-  /** The next line the program prints; rejects on "error …", its exit or the timeout. */
-  next(timeoutMs: number): Promise<string> {
+  /**
+   * The next line the program prints, which must start with `answer`;
+   * rejects on "error …", another line, its exit or the timeout.
+   */
+  next(answer: string, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#wake = undefined;
@@ -186,9 +183,8 @@ class FanoutProcess {
         this.#wake = undefined;
         if (line === undefined)
           reject(new Error(`fanout-subscriber exited (${this.#exit})\n${this.#stderr}`));
-        else if (line.startsWith("error "))
-          reject(new Error(`fanout-subscriber: ${line.slice(6)}`));
-        else resolve(line);
+        else if (line.startsWith(answer)) resolve(line);
+        else reject(new Error(`fanout-subscriber: ${line.slice(0, 500)}`));
       };
       this.#wake = check;
       check();
