@@ -150,6 +150,7 @@ export const streamSuite: Suite = {
         details,
         config: {
           subscriberProcesses: SUBSCRIBER_PROCESSES,
+          fanoutSubscribers: cFleet === undefined ? "node" : "c",
           rate: RATE,
           latencyWritesPerRun: LATENCY_WRITES,
           warmupWrites: WARMUP_WRITES,
