@@ -61,6 +61,7 @@
 #define IN_CAPACITY (256 * 1024)
 /* A gRPC message larger than this is not one of the bench's. */
 #define MAX_MESSAGE_BYTES (16 * 1024 * 1024)
+/* Reads of one connection per wake-up: a busy connection cannot starve the others. */
 #define READS_PER_WAKE 16
 
 enum { H2_DATA = 0, H2_HEADERS = 1, H2_RST_STREAM = 3, H2_SETTINGS = 4 };
