@@ -20,6 +20,15 @@ import {
 /** gRPC's message prefix: a compressed flag and a big-endian length. */
 const PREFIX_BYTES = 5;
 
+/** One uncompressed gRPC message on the wire: its 5-byte prefix, then `body`. */
+export function grpcFrame(body: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(PREFIX_BYTES + body.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(body.length, 1);
+  frame.set(body, PREFIX_BYTES);
+  return frame;
+}
+
 export interface GrpcFrameStreamOptions<I extends DescMessage, O extends DescMessage> {
   baseUrl: string;
   /** "/package.Service/Method" */
@@ -67,11 +76,7 @@ export class GrpcFrameStream<I extends DescMessage, O extends DescMessage> {
   }
 
   send(init: MessageInitShape<I>): void {
-    const body = toBinary(this.#options.request, create(this.#options.request, init));
-    const frame = Buffer.allocUnsafe(PREFIX_BYTES + body.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(body.length, 1);
-    frame.set(body, PREFIX_BYTES);
+    const frame = grpcFrame(toBinary(this.#options.request, create(this.#options.request, init)));
     if (this.#outbox.push(frame) === 1) process.nextTick(() => this.#flush());
   }
 

@@ -127,6 +127,50 @@ export interface Collected {
   cpuShare: number;
 }
 
+/**
+ * Adds up the "collected" answers of the processes that hold a group's
+ * connections (stream-subscriber.ts, or bench/load/fanout-subscriber.c):
+ * latencies in µs, counts, lastNs as a decimal string, cpuMicros over
+ * wallMicros since the run was armed, and `broken` when streams broke.
+ */
+export function sumCollected(parts: readonly Message[]): Collected {
+  const total: Collected = {
+    latencies: [],
+    lost: 0,
+    events: 0,
+    covered: 0,
+    skipped: 0,
+    lastNs: 0n,
+    unfinished: 0,
+    broken: [],
+    cpuShare: 0,
+  };
+  for (const part of parts) {
+    for (const latency of part.latencies as number[]) total.latencies.push(latency);
+    total.lost += Number(part.lost);
+    total.events += Number(part.events);
+    total.covered += Number(part.covered);
+    total.skipped += Number(part.skipped);
+    total.unfinished += Number(part.unfinished);
+    const last = BigInt(String(part.lastNs));
+    if (last > total.lastNs) total.lastNs = last;
+    if (part.broken !== undefined) total.broken.push(String(part.broken));
+    total.cpuShare += Number(part.cpuMicros) / Number(part.wallMicros);
+  }
+  return total;
+}
+
+/** Whoever holds subscriber connections for the cases: Node processes or the C fleet. */
+export interface Subscribers {
+  /** Opens `connections` connections of `group` (`first`: which process takes the first, if it matters). */
+  open(group: string, spec: GroupSpec, connections: number, first?: number): Promise<void>;
+  /** Starts a run: `count` > 0 writes 1..count, 0 a throughput run ended by END_SEQ. */
+  arm(group: string, count: number): Promise<void>;
+  /** Waits (bounded) for the run's last write on every connection, then reports. */
+  collect(group: string, timeoutMs: number): Promise<Collected>;
+  close(group: string): Promise<void>;
+}
+
 export type GroupSpec =
   | {
       kind: "commy";
@@ -139,7 +183,7 @@ export type GroupSpec =
   | { kind: "redis"; port: number; channel: string };
 
 /** Subscriber processes, each holding its share of every group's connections. */
-export class SubscriberFleet {
+export class SubscriberFleet implements Subscribers {
   readonly #children: BenchChild[];
   /** group → the children that hold part of it. */
   readonly #groups = new Map<string, BenchChild[]>();
@@ -198,30 +242,7 @@ export class SubscriberFleet {
       "collected",
       timeoutMs + ANSWER_MS,
     );
-    const total: Collected = {
-      latencies: [],
-      lost: 0,
-      events: 0,
-      covered: 0,
-      skipped: 0,
-      lastNs: 0n,
-      unfinished: 0,
-      broken: [],
-      cpuShare: 0,
-    };
-    for (const part of parts) {
-      for (const latency of part.latencies as number[]) total.latencies.push(latency);
-      total.lost += Number(part.lost);
-      total.events += Number(part.events);
-      total.covered += Number(part.covered);
-      total.skipped += Number(part.skipped);
-      total.unfinished += Number(part.unfinished);
-      const last = BigInt(String(part.lastNs));
-      if (last > total.lastNs) total.lastNs = last;
-      if (part.broken !== undefined) total.broken.push(String(part.broken));
-      total.cpuShare += Number(part.cpuMicros) / Number(part.wallMicros);
-    }
-    return total;
+    return sumCollected(parts);
   }
 
   async close(group: string): Promise<void> {

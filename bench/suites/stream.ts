@@ -29,7 +29,14 @@ import {
   type Unit,
   metricFromRuns,
 } from "../lib/suite.js";
-import { StreamServer, SubscriberFleet, WriterChild } from "./stream-fleet.js";
+import { CSubscriberFleet } from "../load/fanout-subscribers.js";
+import {
+  type GroupSpec,
+  StreamServer,
+  SubscriberFleet,
+  type Subscribers,
+  WriterChild,
+} from "./stream-fleet.js";
 import { VALUE_BYTES } from "./stream-value.js";
 import { DEFAULT_WATCH_LIMITS } from "../../src/core/watch-session.js";
 
@@ -95,6 +102,10 @@ export const streamSuite: Suite = {
     try {
       const fleet = await SubscriberFleet.start(SUBSCRIBER_PROCESSES);
       stops.push(() => fleet.stop());
+      const built = CSubscriberFleet.build(base);
+      const cFleet = "skipped" in built ? undefined : built;
+      if (cFleet !== undefined) stops.push(() => cFleet.stop());
+      notes.push(fanoutNote(built));
       const writer = await WriterChild.start();
       stops.push(() => writer.stop());
       const clocks = await writer.clocks();
@@ -113,7 +124,14 @@ export const streamSuite: Suite = {
           closed = true;
         };
         stops.push(close);
-        const cases = await openCases(server, fleet, writer, redis, token, wants);
+        const cases = await openCases(
+          server,
+          { node: fleet, c: cFleet },
+          writer,
+          redis,
+          token,
+          wants,
+        );
         metrics.push(...(await measureCases(cases, context, notes, details)));
         await close(); // the memory part starts servers of its own
       }
@@ -121,8 +139,8 @@ export const streamSuite: Suite = {
         metrics.push(...(await memory(base, token, fleet, writer, context, notes, details)));
       }
       notes.push(
-        `processes: Commy server, ${SUBSCRIBER_PROCESSES} subscriber processes sharing every ` +
-          "group's connections, 1 writer (connect-es over gRPC/HTTP/2, or the mapped file), " +
+        `processes: Commy server, ${SUBSCRIBER_PROCESSES} Node subscriber processes sharing ` +
+          "every other group's connections, 1 writer (connect-es over gRPC/HTTP/2, or the mapped file), " +
           "redis-server; one HTTP/2 connection per Commy subscriber, one TCP connection per " +
           `Redis subscriber; ${VALUE_BYTES}-byte values; the server's admin token as credential`,
       );
@@ -132,6 +150,7 @@ export const streamSuite: Suite = {
         details,
         config: {
           subscriberProcesses: SUBSCRIBER_PROCESSES,
+          fanoutSubscribers: cFleet === undefined ? "node" : "c",
           rate: RATE,
           latencyWritesPerRun: LATENCY_WRITES,
           warmupWrites: WARMUP_WRITES,
@@ -168,6 +187,23 @@ function sourceVersion(): { commit?: string; srcChanged?: boolean } {
   } catch {
     return {}; // not a git checkout
   }
+}
+
+/** Who holds the judged fan-out cases' subscribers, and why. */
+function fanoutNote(built: CSubscriberFleet | { skipped: string }): string {
+  if ("skipped" in built) {
+    return (
+      `fan-out subscribers: the Node processes (the C fleet could not be built: ${built.skipped}); ` +
+      "they compete with the server for the CPUs, so the fan-out figures measure them too"
+    );
+  }
+  return (
+    `fan-out subscribers (latency.commy.100, latency.redis.100, latency.commy.100.slow): ` +
+    "bench/load/fanout-subscriber.c, one single-threaded epoll process per case holding all " +
+    `${FANOUT} connections, the same program for Commy (a minimal HTTP/2 + gRPC client) and ` +
+    "Redis (RESP), so that the server rather than a Node client is measured; the .node rows " +
+    `are the same cases with the ${SUBSCRIBER_PROCESSES} Node subscriber processes`
+  );
 }
 
 function clockNote(clocks: { monotonicNs: number; boundNs: number; timeOriginNs: number }) {
@@ -233,12 +269,32 @@ interface Case {
 
 async function openCases(
   server: StreamServer,
-  fleet: SubscriberFleet,
+  fleets: { node: SubscriberFleet; c: CSubscriberFleet | undefined },
   writer: WriterChild,
   redis: RedisServer | undefined,
   token: string,
   wants: (part: string) => boolean,
 ): Promise<Case[]> {
+  const fleet = fleets.node;
+  /** Who holds each group's connections. */
+  const holders = new Map<string, Subscribers>();
+  const open = async (
+    subscribers: Subscribers,
+    group: string,
+    spec: GroupSpec,
+    connections: number,
+    first?: number,
+  ): Promise<void> => {
+    holders.set(group, subscribers);
+    await subscribers.open(group, spec, connections, first);
+  };
+  const holder = (group: string): Subscribers => {
+    const subscribers = holders.get(group);
+    if (subscribers === undefined) throw new Error(`no group ${group}`);
+    return subscribers;
+  };
+  /** The judged fan-out cases' subscribers: the C fleet when it was built. */
+  const fanoutFleet = fleets.c ?? fleet;
   const floodVariables = Array.from(
     { length: FLOOD_VARIABLES },
     (_, i) => `f${String(i).padStart(4, "0")}`,
@@ -246,7 +302,10 @@ async function openCases(
   const paths = await server.setup(
     TENANT,
     [
-      ...["fanout", "single", "local"].map((name) => ({ name, variables: [VARIABLE] })),
+      ...["fanout", "fanout-node", "single", "local"].map((name) => ({
+        name,
+        variables: [VARIABLE],
+      })),
       ...["flood", "flood-local"].map((name) => ({ name, variables: floodVariables })),
     ],
     VALUE_BYTES,
@@ -295,10 +354,10 @@ async function openCases(
         run.serverMicrosPerEvent = micros / result.roundTrips.length;
         return run;
       }
-      await fleet.arm(group, count);
+      await holder(group).arm(group, count);
       const { result, share, micros } = await cpu(async () => {
         const outcome = await writer.paced(target, count, rate);
-        return { outcome, seen: await fleet.collect(group, COLLECT_MS) };
+        return { outcome, seen: await holder(group).collect(group, COLLECT_MS) };
       });
       const connections = result.seen.latencies.length + result.seen.lost;
       const run = latencyRun(
@@ -334,10 +393,10 @@ async function openCases(
           errors: result.errors,
         };
       }
-      await fleet.arm(group, 0);
+      await holder(group).arm(group, 0);
       const { result, share, micros } = await cpu(async () => {
         const outcome = await writer.flood(target, duration, window);
-        return { outcome, seen: await fleet.collect(group, COLLECT_MS) };
+        return { outcome, seen: await holder(group).collect(group, COLLECT_MS) };
       });
       const { outcome, seen } = result;
       // From the first write to the last event received: everything delivered in between.
@@ -360,25 +419,34 @@ async function openCases(
   if (wants("latency")) {
     await writer.open("echo", { kind: "echo", url, token, connections: 1 });
     cases.push(latencyCase("latency.floor.echo", undefined, "echo"));
-    await fleet.open("single", commy("single"), 1, 0);
+    await open(fleet, "single", commy("single"), 1, 0);
     await writer.open("commy-single", commyWriter("single"));
     cases.push(latencyCase("latency.commy.1", "single", "commy-single"));
     if (redis !== undefined) {
-      await fleet.open(
-        "redis-fanout",
-        { kind: "redis", port: redis.port, channel: "fanout" },
-        FANOUT,
-      );
-      await writer.open("redis-fanout", { kind: "redis", port: redis.port, channel: "fanout" });
+      const channel = { kind: "redis", port: redis.port, channel: "fanout" } as const;
+      await open(fanoutFleet, "redis-fanout", channel, FANOUT);
+      await writer.open("redis-fanout", channel);
       cases.push(latencyCase("latency.redis.100", "redis-fanout", "redis-fanout"));
     }
-    await fleet.open("fanout", commy("fanout"), FANOUT);
+    await open(fanoutFleet, "fanout", commy("fanout"), FANOUT);
     await writer.open("commy-fanout", commyWriter("fanout"));
     cases.push(latencyCase("latency.commy.100", "fanout", "commy-fanout"));
+    if (fleets.c !== undefined) {
+      // The same cases with the Node subscribers, on a channel and a service of their own.
+      if (redis !== undefined) {
+        const channel = { kind: "redis", port: redis.port, channel: "fanout-node" } as const;
+        await open(fleet, "redis-fanout-node", channel, FANOUT);
+        await writer.open("redis-fanout-node", channel);
+        cases.push(latencyCase("latency.redis.100.node", "redis-fanout-node", "redis-fanout-node"));
+      }
+      await open(fleet, "fanout-node", commy("fanout-node"), FANOUT);
+      await writer.open("commy-fanout-node", commyWriter("fanout-node"));
+      cases.push(latencyCase("latency.commy.100.node", "fanout-node", "commy-fanout-node"));
+    }
     cases.push(
       latencyCase("latency.commy.100.slow", "fanout", "commy-fanout", SLOW_RATE, SLOW_WRITES),
     );
-    await fleet.open("local", commy("local"), 1, 1);
+    await open(fleet, "local", commy("local"), 1, 1);
     await writer.open("local", {
       kind: "local",
       path: paths.local as string,
@@ -396,11 +464,11 @@ async function openCases(
     cases.push(floodCase("throughput.floor.echo", undefined, "echo-flood", FLOOD_WINDOW));
     if (redis !== undefined) {
       const channel = { kind: "redis", port: redis.port, channel: "flood" } as const;
-      await fleet.open("redis-flood", channel, FLOOD_SUBSCRIBERS);
+      await open(fleet, "redis-flood", channel, FLOOD_SUBSCRIBERS);
       await writer.open("redis-flood", channel);
       cases.push(floodCase("throughput.redis", "redis-flood", "redis-flood", FLOOD_WINDOW));
     }
-    await fleet.open("flood", commy("flood", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
+    await open(fleet, "flood", commy("flood", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
     await writer.open("commy-flood", commyWriter("flood", floodVariables));
     cases.push(floodCase("throughput.commy.watch", "flood", "commy-flood", FLOOD_WINDOW));
     await writer.open("commy-flood-unary", {
@@ -408,7 +476,7 @@ async function openCases(
       kind: "commy-unary",
     });
     cases.push(floodCase("throughput.commy.unary", "flood", "commy-flood-unary", FLOOD_WINDOW));
-    await fleet.open("flood-local", commy("flood-local", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
+    await open(fleet, "flood-local", commy("flood-local", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
     await writer.open("local-flood", {
       kind: "local",
       path: paths["flood-local"] as string,
@@ -483,6 +551,20 @@ const ROWS: Row[] = [
     against: { id: "latency.redis.100", name: "Redis" },
     check: (metric, runs) =>
       metric.median <= 1 && (metric.p99 ?? Infinity) <= 5 && runs.every((r) => r.lost === 0),
+  },
+  {
+    id: "latency.redis.100.node",
+    label: `  … Redis, the same with the Node subscribers (${SUBSCRIBER_PROCESSES} processes)`,
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.floor.echo", name: "echo" },
+  },
+  {
+    id: "latency.commy.100.node",
+    label: `  … Commy, the same with the Node subscribers (${SUBSCRIBER_PROCESSES} processes)`,
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.redis.100.node", name: "Redis" },
   },
   {
     id: "latency.commy.100.slow",
