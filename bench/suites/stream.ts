@@ -198,9 +198,9 @@ function fanoutNote(built: CSubscriberFleet | { skipped: string }): string {
     );
   }
   return (
-    `fan-out subscribers (latency.commy.100, latency.redis.100, latency.commy.100.slow): ` +
-    "bench/load/fanout-subscriber.c, one single-threaded epoll process per case holding all " +
-    `${FANOUT} connections, the same program for Commy (a minimal HTTP/2 + gRPC client) and ` +
+    `fan-out subscribers (latency.commy.100, latency.redis.100, latency.commy.100.slow and ` +
+    "the throughput cases): bench/load/fanout-subscriber.c, one single-threaded epoll process " +
+    `per case holding all its connections, the same program for Commy (a minimal HTTP/2 + gRPC client) and ` +
     "Redis (RESP), so that the server rather than a Node client is measured; the .node rows " +
     `are the same cases with the ${SUBSCRIBER_PROCESSES} Node subscriber processes`
   );
@@ -293,7 +293,7 @@ async function openCases(
     if (subscribers === undefined) throw new Error(`no group ${group}`);
     return subscribers;
   };
-  /** The judged fan-out cases' subscribers: the C fleet when it was built. */
+  /** The judged fan-out and throughput cases' subscribers: the C fleet when it was built. */
   const fanoutFleet = fleets.c ?? fleet;
   const floodVariables = Array.from(
     { length: FLOOD_VARIABLES },
@@ -464,11 +464,11 @@ async function openCases(
     cases.push(floodCase("throughput.floor.echo", undefined, "echo-flood", FLOOD_WINDOW));
     if (redis !== undefined) {
       const channel = { kind: "redis", port: redis.port, channel: "flood" } as const;
-      await open(fleet, "redis-flood", channel, FLOOD_SUBSCRIBERS);
+      await open(fanoutFleet, "redis-flood", channel, FLOOD_SUBSCRIBERS);
       await writer.open("redis-flood", channel);
       cases.push(floodCase("throughput.redis", "redis-flood", "redis-flood", FLOOD_WINDOW));
     }
-    await open(fleet, "flood", commy("flood", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
+    await open(fanoutFleet, "flood", commy("flood", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
     await writer.open("commy-flood", commyWriter("flood", floodVariables));
     cases.push(floodCase("throughput.commy.watch", "flood", "commy-flood", FLOOD_WINDOW));
     await writer.open("commy-flood-unary", {
@@ -476,7 +476,7 @@ async function openCases(
       kind: "commy-unary",
     });
     cases.push(floodCase("throughput.commy.unary", "flood", "commy-flood-unary", FLOOD_WINDOW));
-    await open(fleet, "flood-local", commy("flood-local", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
+    await open(fanoutFleet, "flood-local", commy("flood-local", WHOLE_SERVICE), FLOOD_SUBSCRIBERS);
     await writer.open("local-flood", {
       kind: "local",
       path: paths["flood-local"] as string,
