@@ -51,8 +51,6 @@ interface Feed {
 
 export class ChangeFeed {
   readonly #feeds = new Map<string, Feed>();
-  /** Services written to in this turn, dispatched at its end (see `publish`). */
-  readonly #due = new Set<string>();
 
   /** Starts telling `listener` about the service's changes; returns a function that stops it. */
   listen(serviceId: string, file: OwnedServiceFile, listener: ChangeListener): () => void {
@@ -82,27 +80,12 @@ export class ChangeFeed {
     return readShared(feed, name);
   }
 
-  /**
-   * Reads what the server just wrote into a service file and dispatches it,
-   * once for all the writes of this turn of the event loop: a stream's
-   * writes arrive many to a read from its socket, and each dispatch costs
-   * every listener of the service a pass.
-   */
+  /** Reads what the server just wrote into a service file and dispatches it. */
   publish(serviceId: string): void {
-    if (!this.#feeds.has(serviceId)) return;
-    if (this.#due.size === 0) setImmediate(() => this.#publishDue());
-    this.#due.add(serviceId);
-  }
-
-  /** Dispatches the services written since the last turn. */
-  #publishDue(): void {
-    for (const serviceId of this.#due) {
-      this.#due.delete(serviceId);
-      const feed = this.#feeds.get(serviceId);
-      if (feed === undefined) continue;
-      const changes = feed.file.pollChanges();
-      if (changes.length > 0) this.#dispatch(serviceId, changes);
-    }
+    const feed = this.#feeds.get(serviceId);
+    if (feed === undefined) return;
+    const changes = feed.file.pollChanges();
+    if (changes.length > 0) this.#dispatch(serviceId, changes);
   }
 
   /** The service was deleted: tells its listeners and stops watching it. */
