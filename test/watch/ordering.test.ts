@@ -213,6 +213,40 @@ describe("a subscriber that keeps up", () => {
   });
 });
 
+describe("a subscriber that keeps up with a pipelining writer", () => {
+  it("sees every version of writes sent together on one stream, each with skipped 0", async () => {
+    const serviceName = "pipelined";
+    await createService(test.admin, T, serviceName, { x: "x0" }, { createTenant: false });
+    const stream = test.openWatch({ protocol: "grpc" });
+    const id = await stream.subscribeOk({ tenantId: T, serviceName, variableName: "x" });
+    const writer = test.openWatch({ protocol: "grpc", label: "pipelining writer" });
+    // Fewer than the subscriber may hold (maxReadyEvents 32): it keeps up.
+    const WRITES = 20;
+    const sent = Array.from({ length: WRITES }, (_, i) =>
+      writer.sendWrite({ tenantId: T, serviceName, variableName: "x", data: bytes(`p-${i}`) }),
+    );
+    const written = new WrittenValues();
+    written.set("x", 1n, "x0");
+    for (const [i, requestId] of sent.entries()) {
+      const reply = await writer.reply(requestId);
+      expect(reply.error).toBeUndefined();
+      written.set("x", reply.version, `p-${i}`);
+    }
+    await stream.reachVersion(id, "x", BigInt(WRITES + 1));
+    const changes = stream.changesOf(id, "x");
+    expect(
+      versionChainProblems(changes, {
+        firstKind: ChangeKind.SNAPSHOT,
+        expectNoSkips: true,
+        valueAt: written.at("x"),
+      }),
+    ).toEqual([]);
+    expect(changes).toHaveLength(WRITES + 1);
+    stream.abort();
+    writer.abort();
+  });
+});
+
 describe("a local process writing into the mapped service file", () => {
   it("a remote subscriber receives its write, with the version it produced", async () => {
     const serviceName = "local";
