@@ -593,9 +593,10 @@ const PART_OPS = 300;
 
 /**
  * The parts of a pair without the RPC: the service file (made, marked
- * deleted, closed, unlinked: src/core/service-file-registry.ts), and of
- * that what the request path itself does (take a spare file, mark it
- * deleted) while the registry's upkeep runs between calls; the store rows
+ * deleted, closed, unlinked: src/core/service-file-registry.ts; the unlink
+ * on the threadpool, waited for), and of that what the request path itself
+ * does (take a spare file, mark it deleted) while the registry's upkeep
+ * runs between calls; the store rows
  * (the service row in and out, each in one transaction with its audit
  * row); and the bare filesystem work under a file (create, size, close,
  * unlink), all in the data directory's filesystem.
@@ -623,9 +624,6 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
       clientAddress: "127.0.0.1:1",
       detail: "",
     });
-  const upkeepTurns = async (): Promise<void> => {
-    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
-  };
   try {
     for (let run = 0; run <= context.runs; run++) {
       collectGarbage();
@@ -644,16 +642,17 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
         registry.create(serviceId);
         registry.remove(serviceId);
         registry.finishRemovals();
+        await registry.settled();
       }
       const file = elapsedNs(start) / PART_OPS / 1000;
       let requestPathNs = 0;
       for (let i = 0; i < PART_OPS; i++) {
-        await upkeepTurns();
+        await registry.settled();
         start = nowNs();
         registry.remove(registry.claim().serviceId);
         requestPathNs += elapsedNs(start);
       }
-      await upkeepTurns();
+      await registry.settled();
       const requestPath = requestPathNs / PART_OPS / 1000;
       start = nowNs();
       for (let i = 0; i < PART_OPS; i++) {
@@ -682,7 +681,7 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
       runs.store.push(rows);
     }
   } finally {
-    registry.closeAll();
+    await registry.closeAll();
     store.close();
     rmSync(partsDir, { recursive: true, force: true });
   }

@@ -393,13 +393,16 @@ export class CommyCore {
     return !this.#closed;
   }
 
-  /** Closes every service file (the store is closed by its owner). */
-  close(): void {
+  /**
+   * Closes every service file once their work in the background is done
+   * (the store is closed by its owner); `isOpen` is false from the start.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
     this.feed.close();
-    this.#files.closeAll();
     this.#services.clear();
     this.#servicesById.clear();
+    await this.#files.closeAll();
   }
 
   // ---- internals ----

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -208,5 +208,42 @@ describe("OwnedServiceFile against a Map model", () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe("createInBackground", () => {
+  it("makes the same file as create(), byte for byte, ready for any process", async () => {
+    const options = { serviceId: "svc-bg", initialSize: 300 * 1024 };
+    const direct = OwnedServiceFile.create(join(dir, "direct.commy"), options);
+    const background = await OwnedServiceFile.createInBackground(
+      join(dir, "background.commy"),
+      options,
+    );
+    try {
+      expect(background.serviceId).toBe("svc-bg");
+      expect(background.size).toBe(direct.size);
+      expect(readFileSync(background.path).equals(readFileSync(direct.path))).toBe(true);
+      background.allocate("v", new Uint8Array([4, 5]));
+      const reader = ServiceFile.open(background.path, { readOnly: true });
+      expect([...reader.read("v").data]).toEqual([4, 5]);
+      reader.close();
+    } finally {
+      direct.close();
+      background.close();
+    }
+  });
+
+  it("refuses a taken path with EXISTS and leaves the file there alone", async () => {
+    const path = join(dir, "taken.commy");
+    const first = OwnedServiceFile.create(path, { serviceId: "first" });
+    try {
+      const second = OwnedServiceFile.createInBackground(path, { serviceId: "second" });
+      await expect(second).rejects.toSatisfy(
+        (error) => error instanceof ShmError && error.code === "EXISTS",
+      );
+      expect(first.serviceId).toBe("first");
+    } finally {
+      first.close();
+    }
   });
 });

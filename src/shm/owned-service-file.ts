@@ -3,7 +3,18 @@
  * deletes and relocates variables, grows the file and keeps the allocator.
  * Values are still written the same way as by any local process.
  */
-import { closeSync, ftruncateSync, openSync, unlinkSync } from "node:fs";
+import {
+  close as closeCallback,
+  closeSync,
+  ftruncate as ftruncateCallback,
+  ftruncateSync,
+  open as openCallback,
+  openSync,
+  unlinkSync,
+  writev as writevCallback,
+} from "node:fs";
+import { unlink as unlinkAsync } from "node:fs/promises";
+import { promisify } from "node:util";
 import { BlockAllocator, type UsedBlock } from "./block-allocator.js";
 import {
   ChangeKind,
@@ -58,6 +69,8 @@ const PREFAULT_AHEAD = 32 * 1024 * 1024;
  * time finishes in a quarter of that, and costs about 1 µs.
  */
 const INDEX_MIGRATION_STEP = 32;
+/** Heap bytes a new file uses at once: the first index block, and a page for the first variables. */
+const FIRST_HEAP_BYTES = roundUp(Index.SLOTS + INITIAL_INDEX_CAPACITY * 4, PAGE_SIZE) + PAGE_SIZE;
 /** Zeros to copy from: filling shared memory goes byte by byte (~0.35 ns/B), a copy does not. */
 const ZEROS = new Uint8Array(64 * 1024);
 
@@ -81,8 +94,80 @@ export interface AllocateOptions {
   capacity?: number;
 }
 
+// Plain descriptors, not the FileHandles of fs/promises: the mapping keeps
+// the descriptor for the file's lifetime and closes it synchronously.
+const openAsync = promisify(openCallback);
+const closeAsync = promisify(closeCallback);
+const writevAsync = promisify(writevCallback);
+const ftruncateAsync = promisify(ftruncateCallback);
+
 function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
+}
+
+/** Where things go in a new file, from its options (checked). */
+interface NewFileLayout {
+  maxSize: number;
+  initialSize: number;
+  ringCapacity: number;
+  heapOffset: number;
+  mode: number;
+}
+
+function newFileLayout(options: CreateServiceFileOptions): NewFileLayout {
+  const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
+  const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
+  const heapOffset = roundUp(HEADER_SIZE + ringCapacity * RingEntry.SIZE, PAGE_SIZE);
+  const initialSize = Math.max(
+    roundUp(options.initialSize ?? DEFAULT_INITIAL_SIZE, PAGE_SIZE),
+    heapOffset + PAGE_SIZE * 4,
+  );
+  if (!/^[\x20-\x7e]{0,64}$/.test(options.serviceId)) {
+    throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
+  }
+  if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
+    throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
+  }
+  if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize || maxSize % 4 !== 0) {
+    throw new ShmError(
+      "INVALID",
+      `the maximum size must be a multiple of 4 between ${initialSize} and ${LIMIT_MAX_SIZE}`,
+    );
+  }
+  return { maxSize, initialSize, ringCapacity, heapOffset, mode: options.mode ?? 0o600 };
+}
+
+/** Opens a file that must not exist yet; EXISTS when it does. */
+function openNew(path: string, open: () => number): number {
+  try {
+    return open();
+  } catch (error) {
+    throw existsError(path, error);
+  }
+}
+
+async function openNewAsync(path: string, mode: number): Promise<number> {
+  try {
+    return await openAsync(path, "wx+", mode);
+  } catch (error) {
+    throw existsError(path, error);
+  }
+}
+
+function existsError(path: string, error: unknown): unknown {
+  return (error as NodeJS.ErrnoException).code === "EEXIST"
+    ? new ShmError("EXISTS", `a file exists at ${path}`)
+    : error;
+}
+
+/** Writes `size` zero bytes from the start of `fd` in one system call. */
+async function writeZerosAsync(fd: number, size: number): Promise<void> {
+  const chunks: Uint8Array[] = [];
+  for (let done = 0; done < size; done += ZEROS.length) {
+    chunks.push(ZEROS.subarray(0, Math.min(ZEROS.length, size - done)));
+  }
+  const { bytesWritten } = await writevAsync(fd, chunks, 0);
+  if (bytesWritten !== size) throw new Error(`wrote ${bytesWritten} of ${size} bytes`);
 }
 
 export class OwnedServiceFile extends ServiceFile {
@@ -126,59 +211,71 @@ export class OwnedServiceFile extends ServiceFile {
 
   /** Creates a new, empty service file; EXISTS if the path is taken. */
   static create(path: string, options: CreateServiceFileOptions): OwnedServiceFile {
-    const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
-    const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
-    const heapOffset = roundUp(HEADER_SIZE + ringCapacity * RingEntry.SIZE, PAGE_SIZE);
-    const initialSize = Math.max(
-      roundUp(options.initialSize ?? DEFAULT_INITIAL_SIZE, PAGE_SIZE),
-      heapOffset + PAGE_SIZE * 4,
-    );
-    if (!/^[\x20-\x7e]{0,64}$/.test(options.serviceId)) {
-      throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
-    }
-    if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
-      throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
-    }
-    if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize || maxSize % 4 !== 0) {
-      throw new ShmError(
-        "INVALID",
-        `the maximum size must be a multiple of 4 between ${initialSize} and ${LIMIT_MAX_SIZE}`,
-      );
-    }
-    let fd: number;
+    const layout = newFileLayout(options);
+    const fd = openNew(path, () => openSync(path, "wx+", layout.mode));
     try {
-      fd = openSync(path, "wx+", options.mode ?? 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new ShmError("EXISTS", `a file exists at ${path}`);
-      }
-      throw error;
-    }
-    try {
-      ftruncateSync(fd, initialSize);
-      const mapping = mapFd(path, fd, maxSize, true);
-      const view = new DataView(mapping.buffer);
-      mapping.u8.set(MAGIC, Header.MAGIC);
-      view.setUint32(Header.FORMAT_VERSION, FORMAT_VERSION, true);
-      view.setUint32(Header.HEADER_SIZE, HEADER_SIZE, true);
-      view.setUint32(Header.SIZE, initialSize, true);
-      view.setUint32(Header.MAX_SIZE, maxSize, true);
-      view.setUint32(Header.RING_OFFSET, HEADER_SIZE, true);
-      view.setUint32(Header.RING_CAPACITY, ringCapacity, true);
-      view.setUint32(Header.HEAP_OFFSET, heapOffset, true);
-      view.setUint32(Header.OWNER_PID, process.pid, true);
-      mapping.u8.set(Buffer.from(options.serviceId, "latin1"), Header.SERVICE_ID);
-      const file = new OwnedServiceFile(mapping, BlockAllocator.empty(heapOffset, initialSize));
-      file.#cleanFrom = heapOffset; // a new file is all zeros
-      file.#installIndex(INITIAL_INDEX_CAPACITY, []);
-      file.#prefaultAhead();
-      Atomics.store(mapping.u32, W(Header.READY), 1);
-      return file;
+      ftruncateSync(fd, layout.initialSize);
+      return OwnedServiceFile.#initialize(path, fd, layout, options.serviceId);
     } catch (error) {
       closeSync(fd);
       unlinkSync(path);
       throw error;
     }
+  }
+
+  /**
+   * `create()` with the costly system calls on libuv's threadpool: open,
+   * size, and a first write of the pages the new file needs at once
+   * (header, change ring, index and the heap's first page). That write is
+   * what the kernel makes expensive: the first touch of a page of a new
+   * file through the mapping fills the page cache (ext4: ~70 µs for the
+   * first page, read-ahead included). The calling thread only maps the
+   * file and writes the header and index into pages already there.
+   */
+  static async createInBackground(
+    path: string,
+    options: CreateServiceFileOptions,
+  ): Promise<OwnedServiceFile> {
+    const layout = newFileLayout(options);
+    const fd = await openNewAsync(path, layout.mode);
+    try {
+      await writeZerosAsync(fd, layout.heapOffset + FIRST_HEAP_BYTES);
+      await ftruncateAsync(fd, layout.initialSize);
+      return OwnedServiceFile.#initialize(path, fd, layout, options.serviceId);
+    } catch (error) {
+      await closeAsync(fd);
+      await unlinkAsync(path);
+      throw error;
+    }
+  }
+
+  /** Maps a new file of `layout.initialSize` zeros and makes it an empty, ready service file. */
+  static #initialize(
+    path: string,
+    fd: number,
+    layout: NewFileLayout,
+    serviceId: string,
+  ): OwnedServiceFile {
+    const { maxSize, initialSize, ringCapacity, heapOffset } = layout;
+    const mapping = mapFd(path, fd, maxSize, true);
+    const view = new DataView(mapping.buffer);
+    mapping.u8.set(MAGIC, Header.MAGIC);
+    view.setUint32(Header.FORMAT_VERSION, FORMAT_VERSION, true);
+    view.setUint32(Header.HEADER_SIZE, HEADER_SIZE, true);
+    view.setUint32(Header.SIZE, initialSize, true);
+    view.setUint32(Header.MAX_SIZE, maxSize, true);
+    view.setUint32(Header.RING_OFFSET, HEADER_SIZE, true);
+    view.setUint32(Header.RING_CAPACITY, ringCapacity, true);
+    view.setUint32(Header.HEAP_OFFSET, heapOffset, true);
+    view.setUint32(Header.OWNER_PID, process.pid, true);
+    mapping.u8.set(Buffer.from(serviceId, "latin1"), Header.SERVICE_ID);
+    const file = new OwnedServiceFile(mapping, BlockAllocator.empty(heapOffset, initialSize));
+    file.#cleanFrom = heapOffset; // a new file is all zeros
+    file.#installIndex(INITIAL_INDEX_CAPACITY, []);
+    // No prefault yet: the first allocate() asks for it. A service that
+    // never gets a variable (or a spare never taken) costs no heap pages.
+    Atomics.store(mapping.u32, W(Header.READY), 1);
+    return file;
   }
 
   /**

@@ -1,9 +1,10 @@
 /**
  * How service files come and go without costing the request path: a new
- * service takes a spare file made beforehand, and a deleted service's file
- * is marked deleted at once but closed and unlinked a moment later. What a
- * crash leaves in between (spares, files of deleted services) is removed
- * at the next start; every acknowledged change is kept.
+ * service takes a spare file made beforehand (in the background), and a
+ * deleted service's file is marked deleted at once but closed and unlinked
+ * a moment later. What a crash leaves in between (spares, files of deleted
+ * services) is removed at the next start; every acknowledged change is
+ * kept. Closing waits for the work in the background.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -18,11 +19,6 @@ import { openSqliteControlStore } from "../../src/store/sqlite-control-store.js"
 import { type TestDataDir, createTestDataDir } from "../helpers/test-server.js";
 
 const caller = { ...SERVER_ADMIN_CALLER, clientAddress: "127.0.0.1:1" };
-
-/** Lets the registry's upkeep (one step per event-loop turn) run its course. */
-async function upkeepTurns(turns = 20): Promise<void> {
-  for (let turn = 0; turn < turns; turn++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 let dataDir: TestDataDir;
 const servicesDir = (): string => join(dataDir.path, "services");
@@ -44,14 +40,36 @@ describe("the service file registry", () => {
     const second = registry.claim();
     expect(first.serviceId).not.toBe(second.serviceId);
     expect(registry.get(first.serviceId)).toBe(first);
-    await upkeepTurns();
+    await registry.settled();
     const owned = [fileOf(first.serviceId), fileOf(second.serviceId)].sort();
     const spares = filesOnDisk().filter((name) => !owned.includes(name));
     expect(spares.length).toBeGreaterThan(0);
 
-    registry.closeAll();
+    const third = registry.claim();
+    const thirdFile = fileOf(third.serviceId);
+    expect(spares).toContain(thirdFile);
+    expect(third.allocate("v", new Uint8Array([1, 2, 3])).version).toBe(1);
+    const reader = ServiceFile.open(third.path, { readOnly: true });
+    try {
+      expect([...reader.read("v").data]).toEqual([1, 2, 3]);
+    } finally {
+      reader.close();
+    }
 
-    expect(filesOnDisk()).toEqual(owned);
+    await registry.closeAll();
+
+    expect(filesOnDisk()).toEqual([...owned, thirdFile].sort());
+  });
+
+  it("closing waits for spares still being made, and removes them", async () => {
+    const registry = new ServiceFileRegistry(dataDir.path);
+    const owned = fileOf(registry.claim().serviceId);
+    // One turn: the upkeep has started making spares, none has finished.
+    await new Promise((resolve) => setImmediate(resolve));
+
+    await registry.closeAll();
+
+    expect(filesOnDisk()).toEqual([owned]);
   });
 
   it("marks a removed file deleted at once, and unlinks it in a later turn", async () => {
@@ -64,11 +82,12 @@ describe("the service file registry", () => {
 
       expect(reader.deleted).toBe(true);
       expect(registry.get(serviceId)).toBeUndefined();
-      await upkeepTurns();
+      expect(existsSync(path)).toBe(true);
+      await registry.settled();
       expect(existsSync(path)).toBe(false);
     } finally {
       reader.close();
-      registry.closeAll();
+      await registry.closeAll();
     }
   });
 
@@ -76,7 +95,7 @@ describe("the service file registry", () => {
     const crashed = new ServiceFileRegistry(dataDir.path);
     const kept = crashed.claim().serviceId;
     const deleted = crashed.claim().serviceId;
-    await upkeepTurns();
+    await crashed.settled();
     crashed.remove(deleted);
     // No upkeep turn and no closeAll(): the process ends here.
 
@@ -95,8 +114,8 @@ describe("the service file registry", () => {
       expect(filesOnDisk()).toEqual([fileOf(kept)]);
       expect(next.get(kept)).toBeDefined();
     } finally {
-      next.closeAll();
-      crashed.closeAll();
+      await next.closeAll();
+      await crashed.closeAll();
     }
   });
 });
@@ -119,8 +138,8 @@ describe("a service and its audit row commit together", () => {
     files = new ServiceFileRegistry(dataDir.path);
     refused.clear();
   });
-  afterEach(() => {
-    files.closeAll();
+  afterEach(async () => {
+    await files.closeAll();
     store.close();
   });
 
@@ -139,9 +158,8 @@ describe("a service and its audit row commit together", () => {
     expect(() => commy.getService(caller, { tenantId: "t", serviceName: "s" })).toThrow(
       /not found|NOT_FOUND|service s/i,
     );
-    await upkeepTurns();
     const owned = store.allServices().map((s) => fileOf(s.serviceId));
-    files.closeAll();
+    await files.closeAll();
     expect(filesOnDisk()).toEqual(owned);
   });
 
@@ -157,7 +175,7 @@ describe("a service and its audit row commit together", () => {
     expect(commy.getService(caller, { tenantId: "t", serviceName: "s" }).serviceId).toBe(
       service.serviceId,
     );
-    await upkeepTurns();
+    await files.settled();
     expect(existsSync(join(servicesDir(), fileOf(service.serviceId)))).toBe(true);
   });
 
