@@ -152,7 +152,9 @@ describe("a service and its audit row commit together", () => {
     commy.createTenant(caller, { tenantId: "t" });
     refused.add("service.create");
 
-    expect(() => commy.createService(caller, { tenantId: "t", serviceName: "s" })).toThrow();
+    await expect(
+      commy.createService(caller, { tenantId: "t", serviceName: "s" }),
+    ).rejects.toThrow();
 
     expect(store.getService("t", "s")).toBeUndefined();
     expect(() => commy.getService(caller, { tenantId: "t", serviceName: "s" })).toThrow(
@@ -166,10 +168,12 @@ describe("a service and its audit row commit together", () => {
   it("a delete whose audit row cannot be written keeps the service, its row and its file", async () => {
     const commy = core();
     commy.createTenant(caller, { tenantId: "t" });
-    const service = commy.createService(caller, { tenantId: "t", serviceName: "s" });
+    const service = await commy.createService(caller, { tenantId: "t", serviceName: "s" });
     refused.add("service.delete");
 
-    expect(() => commy.deleteService(caller, { tenantId: "t", serviceName: "s" })).toThrow();
+    await expect(
+      commy.deleteService(caller, { tenantId: "t", serviceName: "s" }),
+    ).rejects.toThrow();
 
     expect(store.getService("t", "s")?.serviceId).toBe(service.serviceId);
     expect(commy.getService(caller, { tenantId: "t", serviceName: "s" }).serviceId).toBe(
@@ -179,15 +183,91 @@ describe("a service and its audit row commit together", () => {
     expect(existsSync(join(servicesDir(), fileOf(service.serviceId)))).toBe(true);
   });
 
-  it("every acknowledged create and delete has its audit row", () => {
+  it("every acknowledged create and delete has its audit row", async () => {
     const commy = core();
     commy.createTenant(caller, { tenantId: "t" });
-    commy.createService(caller, { tenantId: "t", serviceName: "s" });
-    commy.deleteService(caller, { tenantId: "t", serviceName: "s" });
+    await commy.createService(caller, { tenantId: "t", serviceName: "s" });
+    await commy.deleteService(caller, { tenantId: "t", serviceName: "s" });
 
     const actions = store
       .queryAudit({ tenantId: "t", limit: 10 })
       .map((event) => `${event.action} ${event.outcome}`);
     expect(actions).toEqual(["tenant.create ok", "service.create ok", "service.delete ok"]);
+  });
+});
+
+describe("creates and deletes that wait for a shared commit", () => {
+  let store: ControlStore;
+  let files: ServiceFileRegistry;
+
+  beforeEach(() => {
+    store = openSqliteControlStore(join(dataDir.path, "commy.db"));
+    files = new ServiceFileRegistry(dataDir.path);
+  });
+  afterEach(async () => {
+    await files.closeAll();
+    store.close();
+  });
+
+  function core(maxServices = 100): CommyCore {
+    return new CommyCore({ store, files, audit: new AuditLog(store), quotas: { maxServices } });
+  }
+  const ref = (serviceName: string) => ({ tenantId: "t", serviceName });
+  const codeOf = async (change: Promise<unknown>): Promise<string> =>
+    change.then(
+      () => "OK",
+      (error: unknown) => (error as { code?: string }).code ?? String(error),
+    );
+
+  it("of one name at once: one create wins, the others are told it exists", async () => {
+    const commy = core();
+    commy.createTenant(caller, { tenantId: "t" });
+
+    const codes = await Promise.all(
+      [1, 2, 3].map(() => codeOf(commy.createService(caller, ref("s")))),
+    );
+
+    expect(codes.sort()).toEqual(["ALREADY_EXISTS", "ALREADY_EXISTS", "OK"]);
+    expect(store.listServices("t", undefined, 10).items.map((s) => s.serviceName)).toEqual(["s"]);
+  });
+
+  it("a create is visible once committed; a delete sent right behind it deletes it", async () => {
+    const commy = core();
+    commy.createTenant(caller, { tenantId: "t" });
+
+    const created = commy.createService(caller, ref("s"));
+    const deleted = commy.deleteService(caller, ref("s"));
+    expect(() => commy.getService(caller, ref("s"))).toThrow(/does not exist/);
+    const { serviceId } = await created;
+    await deleted;
+
+    expect(store.getService("t", "s")).toBeUndefined();
+    await files.settled();
+    expect(existsSync(join(servicesDir(), fileOf(serviceId)))).toBe(false);
+  });
+
+  it("creates waiting for their commit count against the tenant's quota", async () => {
+    const commy = core(2);
+    commy.createTenant(caller, { tenantId: "t" });
+
+    const codes = await Promise.all(
+      ["a", "b", "c", "d"].map((name) => codeOf(commy.createService(caller, ref(name)))),
+    );
+
+    expect(codes).toEqual(["OK", "OK", "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]);
+  });
+
+  it("a tenant deleted while a create waits for its commit leaves no service and no file", async () => {
+    const commy = core();
+    commy.createTenant(caller, { tenantId: "t" });
+
+    const created = commy.createService(caller, ref("s"));
+    commy.deleteTenant(caller, "t");
+    const { serviceId } = await created;
+
+    expect(() => commy.getService(caller, ref("s"))).toThrow(/does not exist/);
+    expect(store.allServices()).toEqual([]);
+    await files.settled();
+    expect(filesOnDisk()).not.toContain(fileOf(serviceId));
   });
 });
