@@ -11,16 +11,17 @@
  * no service owns after a crash, which reconcile() removes at start-up.
  *
  * Nor does most of that work run on the event loop: spares are made on
- * libuv's threadpool (OwnedServiceFile.createInBackground: only mapping and
- * header here), and files are unlinked there — the unlink is what frees
- * the inode and its pages, the costly part of a removal, because the file
- * is closed before. closeAll() waits for all of it.
+ * libuv's threadpool (OwnedServiceFile.createInBackground: only header and
+ * index here), and deleted files are unmapped, closed and unlinked there,
+ * all the files of one upkeep turn in one job each way (a hand-over to the
+ * threadpool costs the event loop more than most of these system calls).
+ * closeAll() waits for all of it.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { OwnedServiceFile } from "../shm/index.js";
+import { OwnedServiceFile, ServiceFile } from "../shm/index.js";
 import type { ServiceRecord } from "../store/control-store.js";
 
 const SUFFIX = ".commy";
@@ -113,13 +114,15 @@ export class ServiceFileRegistry {
   }
 
   /**
-   * Closes the files of deleted services now instead of in the next upkeep
-   * turn; their unlinks go to the threadpool (see settled()).
+   * Sends the files of deleted services to be closed and unlinked now
+   * instead of in the next upkeep turn (see settled()).
    */
   finishRemovals(): void {
-    for (let next = this.#doomed.shift(); next !== undefined; next = this.#doomed.shift()) {
-      next.file?.close();
-      this.#inBackground(unlinkUnowned(next.path));
+    const doomed = this.#doomed.splice(0);
+    const files = doomed.flatMap((next) => next.file ?? []);
+    this.#inBackground(ServiceFile.closeAndUnlinkInBackground(files));
+    for (const next of doomed) {
+      if (next.file === undefined) this.#inBackground(unlinkUnowned(next.path));
     }
   }
 
@@ -176,9 +179,7 @@ export class ServiceFileRegistry {
     this.#upkeep = undefined;
     this.finishRemovals();
     await this.settled();
-    const spares = this.#spares.splice(0);
-    for (const spare of spares) spare.close();
-    await Promise.all(spares.map((spare) => unlinkUnowned(spare.path)));
+    await ServiceFile.closeAndUnlinkInBackground(this.#spares.splice(0));
     for (const file of this.#open.values()) file.close();
     this.#open.clear();
   }
@@ -199,42 +200,37 @@ export class ServiceFileRegistry {
     this.#upkeep ??= setImmediate(() => this.#doUpkeep());
   }
 
-  /** Removals first (they free what spares use), then as many spares started as are missing. */
+  /** Removals first (they free what spares use), then the spares missing, made together. */
   #doUpkeep(): void {
     this.#upkeep = undefined;
-    try {
-      this.finishRemovals();
-    } catch {
-      // A file that would not close: left for the next start's reconcile().
-    }
-    while (this.#spares.length + this.#making < SPARE_FILES) this.#makeSpare();
+    this.finishRemovals();
+    const missing = SPARE_FILES - this.#spares.length - this.#making;
+    if (missing > 0) this.#makeSpares(missing);
   }
 
   /**
-   * A spare on the threadpool. A failure here is no caller's: a spare not
+   * Spares on the threadpool. A failure here is no caller's: a spare not
    * made is made by the claim that needs it.
    */
-  #makeSpare(): void {
+  #makeSpares(count: number): void {
     const { maxSize, initialSize, onGrow } = this.#limits;
-    const serviceId = randomUUID();
-    this.#making++;
-    const made = OwnedServiceFile.createInBackground(this.pathOf(serviceId), {
-      serviceId,
-      maxSize,
-      initialSize,
-    }).then(
-      async (file) => {
-        this.#making--;
-        if (!this.#closed) {
-          file.onGrow = onGrow;
-          this.#spares.push(file);
-          return;
+    const files = Array.from({ length: count }, () => {
+      const serviceId = randomUUID();
+      return { serviceId, path: this.pathOf(serviceId) };
+    });
+    this.#making += count;
+    const made = OwnedServiceFile.createInBackground(files, { maxSize, initialSize }).then(
+      async (results) => {
+        this.#making -= count;
+        const spares = results.filter((result) => result instanceof OwnedServiceFile);
+        if (this.#closed) return ServiceFile.closeAndUnlinkInBackground(spares);
+        for (const spare of spares) {
+          spare.onGrow = onGrow;
+          this.#spares.push(spare);
         }
-        file.close();
-        await unlinkUnowned(file.path);
       },
       () => {
-        this.#making--;
+        this.#making -= count;
       },
     );
     this.#inBackground(made);

@@ -3,18 +3,7 @@
  * deletes and relocates variables, grows the file and keeps the allocator.
  * Values are still written the same way as by any local process.
  */
-import {
-  close as closeCallback,
-  closeSync,
-  ftruncate as ftruncateCallback,
-  ftruncateSync,
-  open as openCallback,
-  openSync,
-  unlinkSync,
-  writev as writevCallback,
-} from "node:fs";
-import { unlink as unlinkAsync } from "node:fs/promises";
-import { promisify } from "node:util";
+import { closeSync, ftruncateSync, openSync, unlinkSync } from "node:fs";
 import { BlockAllocator, type UsedBlock } from "./block-allocator.js";
 import {
   ChangeKind,
@@ -38,7 +27,14 @@ import {
   hashValidName,
   nextPowerOfTwo,
 } from "./layout.js";
-import { type Mapping, mapExisting, mapFd, unmap } from "./mapping.js";
+import {
+  type Mapping,
+  mapExisting,
+  mapFd,
+  mapNewFilesInBackground,
+  unmap,
+  unmapAndUnlinkInBackground,
+} from "./mapping.js";
 import { native } from "./native.js";
 import {
   ServiceFile,
@@ -94,13 +90,6 @@ export interface AllocateOptions {
   capacity?: number;
 }
 
-// Plain descriptors, not the FileHandles of fs/promises: the mapping keeps
-// the descriptor for the file's lifetime and closes it synchronously.
-const openAsync = promisify(openCallback);
-const closeAsync = promisify(closeCallback);
-const writevAsync = promisify(writevCallback);
-const ftruncateAsync = promisify(ftruncateCallback);
-
 function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
@@ -114,7 +103,7 @@ interface NewFileLayout {
   mode: number;
 }
 
-function newFileLayout(options: CreateServiceFileOptions): NewFileLayout {
+function newFileLayout(options: Omit<CreateServiceFileOptions, "serviceId">): NewFileLayout {
   const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
   const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
   const heapOffset = roundUp(HEADER_SIZE + ringCapacity * RingEntry.SIZE, PAGE_SIZE);
@@ -122,9 +111,6 @@ function newFileLayout(options: CreateServiceFileOptions): NewFileLayout {
     roundUp(options.initialSize ?? DEFAULT_INITIAL_SIZE, PAGE_SIZE),
     heapOffset + PAGE_SIZE * 4,
   );
-  if (!/^[\x20-\x7e]{0,64}$/.test(options.serviceId)) {
-    throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
-  }
   if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
     throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
   }
@@ -137,6 +123,12 @@ function newFileLayout(options: CreateServiceFileOptions): NewFileLayout {
   return { maxSize, initialSize, ringCapacity, heapOffset, mode: options.mode ?? 0o600 };
 }
 
+function checkServiceId(serviceId: string): void {
+  if (!/^[\x20-\x7e]{0,64}$/.test(serviceId)) {
+    throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
+  }
+}
+
 /** Opens a file that must not exist yet; EXISTS when it does. */
 function openNew(path: string, open: () => number): number {
   try {
@@ -146,28 +138,10 @@ function openNew(path: string, open: () => number): number {
   }
 }
 
-async function openNewAsync(path: string, mode: number): Promise<number> {
-  try {
-    return await openAsync(path, "wx+", mode);
-  } catch (error) {
-    throw existsError(path, error);
-  }
-}
-
 function existsError(path: string, error: unknown): unknown {
   return (error as NodeJS.ErrnoException).code === "EEXIST"
     ? new ShmError("EXISTS", `a file exists at ${path}`)
     : error;
-}
-
-/** Writes `size` zero bytes from the start of `fd` in one system call. */
-async function writeZerosAsync(fd: number, size: number): Promise<void> {
-  const chunks: Uint8Array[] = [];
-  for (let done = 0; done < size; done += ZEROS.length) {
-    chunks.push(ZEROS.subarray(0, Math.min(ZEROS.length, size - done)));
-  }
-  const { bytesWritten } = await writevAsync(fd, chunks, 0);
-  if (bytesWritten !== size) throw new Error(`wrote ${bytesWritten} of ${size} bytes`);
 }
 
 export class OwnedServiceFile extends ServiceFile {
@@ -215,7 +189,12 @@ export class OwnedServiceFile extends ServiceFile {
     const fd = openNew(path, () => openSync(path, "wx+", layout.mode));
     try {
       ftruncateSync(fd, layout.initialSize);
-      return OwnedServiceFile.#initialize(path, fd, layout, options.serviceId);
+      checkServiceId(options.serviceId);
+      return OwnedServiceFile.#initialize(
+        mapFd(path, fd, layout.maxSize, true),
+        layout,
+        options.serviceId,
+      );
     } catch (error) {
       closeSync(fd);
       unlinkSync(path);
@@ -224,40 +203,46 @@ export class OwnedServiceFile extends ServiceFile {
   }
 
   /**
-   * `create()` with the costly system calls on libuv's threadpool: open,
-   * size, and a first write of the pages the new file needs at once
-   * (header, change ring, index and the heap's first page). That write is
-   * what the kernel makes expensive: the first touch of a page of a new
-   * file through the mapping fills the page cache (ext4: ~70 µs for the
-   * first page, read-ahead included). The calling thread only maps the
-   * file and writes the header and index into pages already there.
+   * `create()` for several new files at once, with the costly system calls
+   * in one job on libuv's threadpool: open, a first write of the pages a
+   * new file needs at once (header, change ring, index and the heap's first
+   * page), size, and the mapping. The first write is what the kernel makes
+   * expensive: the first touch of a page of a new file through the mapping
+   * fills the page cache (ext4: ~70 µs for the first page, read-ahead
+   * included). The calling thread only writes the header and index into
+   * pages already there. One result per file: the file, or why it could
+   * not be made (EXISTS when the path is taken).
    */
   static async createInBackground(
-    path: string,
-    options: CreateServiceFileOptions,
-  ): Promise<OwnedServiceFile> {
+    files: readonly { path: string; serviceId: string }[],
+    options: Omit<CreateServiceFileOptions, "serviceId"> = {},
+  ): Promise<(OwnedServiceFile | Error)[]> {
     const layout = newFileLayout(options);
-    const fd = await openNewAsync(path, layout.mode);
-    try {
-      await writeZerosAsync(fd, layout.heapOffset + FIRST_HEAP_BYTES);
-      await ftruncateAsync(fd, layout.initialSize);
-      return OwnedServiceFile.#initialize(path, fd, layout, options.serviceId);
-    } catch (error) {
-      await closeAsync(fd);
-      await unlinkAsync(path);
-      throw error;
-    }
+    for (const { serviceId } of files) checkServiceId(serviceId);
+    const mappings = await mapNewFilesInBackground(
+      files.map((file) => file.path),
+      {
+        zeroBytes: layout.heapOffset + FIRST_HEAP_BYTES,
+        size: layout.initialSize,
+        mode: layout.mode,
+        length: layout.maxSize,
+      },
+    );
+    return files.map(({ serviceId }, i) => {
+      const mapping = mappings[i] ?? new Error("no result for this file");
+      if (mapping instanceof Error) return mapping;
+      try {
+        return OwnedServiceFile.#initialize(mapping, layout, serviceId);
+      } catch (error) {
+        void unmapAndUnlinkInBackground([mapping]);
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    });
   }
 
-  /** Maps a new file of `layout.initialSize` zeros and makes it an empty, ready service file. */
-  static #initialize(
-    path: string,
-    fd: number,
-    layout: NewFileLayout,
-    serviceId: string,
-  ): OwnedServiceFile {
+  /** Makes a new mapped file of `layout.initialSize` zeros an empty, ready service file. */
+  static #initialize(mapping: Mapping, layout: NewFileLayout, serviceId: string): OwnedServiceFile {
     const { maxSize, initialSize, ringCapacity, heapOffset } = layout;
-    const mapping = mapFd(path, fd, maxSize, true);
     const view = new DataView(mapping.buffer);
     mapping.u8.set(MAGIC, Header.MAGIC);
     view.setUint32(Header.FORMAT_VERSION, FORMAT_VERSION, true);
