@@ -346,7 +346,10 @@ async function servicePairs(
   const drivers: PairDriver[] = [];
   const built = PairLoad.build(dir, cpu);
   if ("skipped" in built) notes.push(`service pairs: no C load generator (${built.skipped})`);
-  else drivers.push(cDriver(server, built));
+  else {
+    drivers.push(cDriver(server, built));
+    if (cpu !== undefined) notes.push(`the C pair generator pinned to CPU ${cpu}`);
+  }
   drivers.push(typedDriver(server));
   const metrics: Metric[] = [];
   for (const driver of drivers) {
@@ -689,9 +692,11 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
     metricFromRuns(
       {
         id: "pair.part.file",
-        label: "in process: service file made + removed (registry, all of it)",
+        label: "in process: service file made + removed (registry, all of it, wall time)",
         unit: "µs",
-        note: "256 KiB file, 1 GiB mapping; marked deleted, unmapped, unlinked",
+        note:
+          "256 KiB file, 1 GiB mapping, made on the event loop; marked deleted, then unmapped " +
+          "and unlinked on the threadpool, waited for",
       },
       runs.file,
     ),
