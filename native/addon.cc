@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "platform.h"
 
@@ -241,6 +242,184 @@ void MapShared(const FunctionCallbackInfo<Value>& args) {
   std::unique_ptr<BackingStore> store = SharedArrayBuffer::NewBackingStore(
       address, static_cast<size_t>(length), MappingDeleter, nullptr);
   args.GetReturnValue().Set(SharedArrayBuffer::New(isolate, std::move(store)));
+}
+
+// ---- file work on libuv's threadpool ----
+//
+// Making a service file and removing one are a handful of system calls
+// each, the costly ones being the first writes of a file's pages and the
+// freeing of an inode. Each job does them for several files at once, off
+// the event loop, and calls back once: one hand-over to the threadpool per
+// batch instead of one per system call.
+
+// A callback into JavaScript once a job is done, in the context that asked.
+struct FileJob {
+  FileJob(Isolate* isolate, Local<Function> callback)
+      : isolate(isolate),
+        context(isolate, isolate->GetCurrentContext()),
+        callback(isolate, callback) {
+    request.data = this;
+  }
+  virtual ~FileJob() = default;
+  void Queue(uv_work_cb work, uv_after_work_cb done) {
+    uv_queue_work(node::GetCurrentEventLoop(isolate), &request, work, done);
+  }
+  void CallBack(Local<Value> result) {
+    Local<Context> here = context.Get(isolate);
+    Local<Value> argv[] = {result};
+    node::MakeCallback(isolate, here->Global(), callback.Get(isolate), 1, argv, {0, 0});
+  }
+  uv_work_t request;
+  Isolate* isolate;
+  Global<Context> context;
+  Global<Function> callback;
+};
+
+struct NewFile {
+  std::string path;
+  int fd = -1;
+  void* address = nullptr;
+  int error = 0;
+  const char* syscall = nullptr;
+};
+
+struct MakeFilesJob : FileJob {
+  using FileJob::FileJob;
+  std::vector<NewFile> files;
+  int mode = 0600;
+  size_t zero_bytes = 0;
+  size_t size = 0;
+  size_t length = 0;
+};
+
+void MakeFilesWork(uv_work_t* request) {
+  MakeFilesJob* job = static_cast<MakeFilesJob*>(request->data);
+  for (NewFile& file : job->files) {
+    file.fd = platform::CreateFileOfZeros(file.path.c_str(), job->mode, job->zero_bytes, job->size,
+                                          &file.error, &file.syscall);
+    if (file.fd < 0) continue;
+    file.address = platform::MapShared(file.fd, job->length, true, &file.error);
+    if (file.address != nullptr) continue;
+    file.syscall = "mmap";
+    platform::CloseAndUnlink(file.fd, file.path.c_str());
+  }
+}
+
+void MakeFilesDone(uv_work_t* request, int /*status*/) {
+  std::unique_ptr<MakeFilesJob> job(static_cast<MakeFilesJob*>(request->data));
+  Isolate* isolate = job->isolate;
+  HandleScope scope(isolate);
+  Local<Context> context = job->context.Get(isolate);
+  Context::Scope context_scope(context);
+  Local<v8::Array> results = v8::Array::New(isolate, static_cast<int>(job->files.size()));
+  for (size_t i = 0; i < job->files.size(); i++) {
+    const NewFile& file = job->files[i];
+    Local<Value> result;
+    if (file.address == nullptr) {
+      result = node::ErrnoException(isolate, file.error, file.syscall, nullptr, file.path.c_str());
+    } else {
+      std::unique_ptr<BackingStore> store =
+          SharedArrayBuffer::NewBackingStore(file.address, job->length, MappingDeleter, nullptr);
+      Local<Object> made = Object::New(isolate);
+      made->Set(context, String::NewFromUtf8Literal(isolate, "fd"), v8::Integer::New(isolate, file.fd))
+          .Check();
+      made->Set(context, String::NewFromUtf8Literal(isolate, "buffer"),
+                SharedArrayBuffer::New(isolate, std::move(store)))
+          .Check();
+      result = made;
+    }
+    results->Set(context, static_cast<uint32_t>(i), result).Check();
+  }
+  job->CallBack(results);
+}
+
+// makeFiles(paths, zeroBytes, size, mode, length, callback): for each path,
+// on the threadpool, a new file (see platform::CreateFileOfZeros) mapped
+// shared and writable over `length` bytes. Calls back with one result per
+// path: {fd, buffer}, or the error.
+void MakeFiles(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> context = isolate->GetCurrentContext();
+  if (!args[0]->IsArray()) return ThrowTypeError(isolate, "paths must be an array");
+  double zero_bytes = 0, size = 0, mode = 0, length = 0;
+  if (!ReadWholeNumber(isolate, args[1], 1099511627776.0, &zero_bytes) ||
+      !ReadWholeNumber(isolate, args[2], 1099511627776.0, &size) ||
+      !ReadWholeNumber(isolate, args[3], 07777, &mode) ||
+      !ReadWholeNumber(isolate, args[4], 1099511627776.0, &length) || length == 0 ||
+      zero_bytes > size) {
+    return ThrowRangeError(isolate, "sizes must be whole numbers, zeroBytes <= size, length > 0");
+  }
+  if (!args[5]->IsFunction()) return ThrowTypeError(isolate, "callback must be a function");
+  auto job = std::make_unique<MakeFilesJob>(isolate, args[5].As<Function>());
+  job->zero_bytes = static_cast<size_t>(zero_bytes);
+  job->size = static_cast<size_t>(size);
+  job->mode = static_cast<int>(mode);
+  job->length = static_cast<size_t>(length);
+  Local<v8::Array> paths = args[0].As<v8::Array>();
+  for (uint32_t i = 0; i < paths->Length(); i++) {
+    Local<Value> path = paths->Get(context, i).ToLocalChecked();
+    if (!path->IsString()) return ThrowTypeError(isolate, "paths must be strings");
+    job->files.push_back(NewFile{*String::Utf8Value(isolate, path)});
+  }
+  job.release()->Queue(MakeFilesWork, MakeFilesDone);
+}
+
+struct DoomedFile {
+  std::shared_ptr<BackingStore> store;  // keeps the mapping alive until released
+  int fd;
+  std::string path;
+};
+
+struct RemoveFilesJob : FileJob {
+  using FileJob::FileJob;
+  std::vector<DoomedFile> files;
+};
+
+void RemoveFilesWork(uv_work_t* request) {
+  RemoveFilesJob* job = static_cast<RemoveFilesJob*>(request->data);
+  for (DoomedFile& file : job->files) {
+    Prefaulter::Cancel(file.store->Data());
+    platform::ReleaseMapping(file.store->Data(), file.store->ByteLength());
+    platform::CloseAndUnlink(file.fd, file.path.c_str());
+  }
+}
+
+void RemoveFilesDone(uv_work_t* request, int /*status*/) {
+  std::unique_ptr<RemoveFilesJob> job(static_cast<RemoveFilesJob*>(request->data));
+  HandleScope scope(job->isolate);
+  Context::Scope context_scope(job->context.Get(job->isolate));
+  job->CallBack(v8::Undefined(job->isolate));
+}
+
+// removeFiles(buffers, fds, paths, callback): on the threadpool, releases
+// each mapping (as release() does), closes its descriptor and unlinks its
+// path, best effort; then calls back.
+void RemoveFiles(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> context = isolate->GetCurrentContext();
+  if (!args[0]->IsArray() || !args[1]->IsArray() || !args[2]->IsArray()) {
+    return ThrowTypeError(isolate, "buffers, fds and paths must be arrays");
+  }
+  if (!args[3]->IsFunction()) return ThrowTypeError(isolate, "callback must be a function");
+  Local<v8::Array> buffers = args[0].As<v8::Array>();
+  Local<v8::Array> fds = args[1].As<v8::Array>();
+  Local<v8::Array> paths = args[2].As<v8::Array>();
+  if (fds->Length() != buffers->Length() || paths->Length() != buffers->Length()) {
+    return ThrowRangeError(isolate, "buffers, fds and paths must be as long");
+  }
+  auto job = std::make_unique<RemoveFilesJob>(isolate, args[3].As<Function>());
+  for (uint32_t i = 0; i < buffers->Length(); i++) {
+    Local<Value> buffer = buffers->Get(context, i).ToLocalChecked();
+    Local<Value> path = paths->Get(context, i).ToLocalChecked();
+    double fd = 0;
+    if (!buffer->IsSharedArrayBuffer() || !path->IsString() ||
+        !ReadWholeNumber(isolate, fds->Get(context, i).ToLocalChecked(), INT_MAX, &fd)) {
+      return ThrowTypeError(isolate, "expected a SharedArrayBuffer, a descriptor and a path");
+    }
+    job->files.push_back(DoomedFile{buffer.As<SharedArrayBuffer>()->GetBackingStore(),
+                                    static_cast<int>(fd), *String::Utf8Value(isolate, path)});
+  }
+  job.release()->Queue(RemoveFilesWork, RemoveFilesDone);
 }
 
 // release(sab): swaps the file out of the mapping (see platform.h).
@@ -488,6 +667,8 @@ void Init(Local<Object> exports, Local<Value> /*module*/, Local<Context> context
 
   SetMethod(isolate, context, exports, "mapShared", MapShared);
   SetMethod(isolate, context, exports, "release", Release);
+  SetMethod(isolate, context, exports, "makeFiles", MakeFiles);
+  SetMethod(isolate, context, exports, "removeFiles", RemoveFiles);
   SetMethod(isolate, context, exports, "sync", Sync);
   SetMethod(isolate, context, exports, "prefault", Prefault);
   SetMethod(isolate, context, exports, "wake", Wake);

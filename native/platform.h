@@ -31,6 +31,17 @@ int ReleaseMapping(void* address, size_t length);
 
 int Unmap(void* address, size_t length);
 
+// Creates a new file at `path` (fails if one exists), writes `zero_bytes`
+// zeros from its start and sizes it to `size`. Returns the descriptor, or
+// -1 with *error = errno and *syscall naming the call that failed (the
+// file is then removed again).
+int CreateFileOfZeros(const char* path, int mode, size_t zero_bytes, size_t size, int* error,
+                      const char** syscall);
+
+// Closes `fd` and unlinks `path`, best effort (errors are ignored: what is
+// left behind is an orphan the server removes at its next start).
+void CloseAndUnlink(int fd, const char* path);
+
 // The size of a page of memory.
 size_t PageSize();
 

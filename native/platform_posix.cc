@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <ctime>
+#include <fcntl.h>
+#include <vector>
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -78,6 +80,43 @@ int ReleaseMapping(void* address, size_t length) {
 }
 
 int Unmap(void* address, size_t length) { return munmap(address, length) == 0 ? 0 : errno; }
+
+int CreateFileOfZeros(const char* path, int mode, size_t zero_bytes, size_t size, int* error,
+                      const char** syscall) {
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd < 0) {
+    *error = errno;
+    *syscall = "open";
+    return -1;
+  }
+  static const std::vector<char> zeros(64 * 1024, 0);
+  for (size_t done = 0; done < zero_bytes;) {
+    size_t chunk = zero_bytes - done < zeros.size() ? zero_bytes - done : zeros.size();
+    ssize_t written = pwrite(fd, zeros.data(), chunk, static_cast<off_t>(done));
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) {
+      *error = written < 0 ? errno : EIO;
+      *syscall = "write";
+      CloseAndUnlink(fd, path);
+      return -1;
+    }
+    done += static_cast<size_t>(written);
+  }
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    *error = errno;
+    *syscall = "ftruncate";
+    CloseAndUnlink(fd, path);
+    return -1;
+  }
+  return fd;
+}
+
+void CloseAndUnlink(int fd, const char* path) {
+  // Closed first: the unlink then frees the inode and its pages here, not
+  // wherever the last descriptor would have been closed.
+  close(fd);
+  unlink(path);
+}
 
 size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 

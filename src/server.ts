@@ -282,7 +282,7 @@ export async function startServer(
     });
   } catch (error) {
     // Could not listen (port taken, bad host): let go of everything.
-    core.close();
+    await core.close();
     identity.close();
     store.close();
     unlock();
@@ -317,7 +317,7 @@ export async function startServer(
         force.unref();
       });
       await bridgeClosed;
-      core.close();
+      await core.close();
       identity.close();
       store.close();
       unlock();

@@ -206,7 +206,7 @@ class H2load implements LoadGenerator {
 }
 
 /** Runs a command, killing it after `limitMs`; resolves with its stdout, rejects on failure. */
-function runBounded(command: readonly string[], limitMs: number): Promise<string> {
+export function runBounded(command: readonly string[], limitMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
       stdio: ["ignore", "pipe", "pipe"],

@@ -8,8 +8,12 @@
  * The server runs in a child process (bench/servers/commy-server.ts), its
  * main thread pinned to one CPU and h2load (bench/lib/unary-load.ts) to the
  * other, so that the figures are the server's and not a Node client's
- * sharing its cores. Calls carry the admin token. Every loop is bounded by
- * a count or a duration.
+ * sharing its cores. Service pairs need a fresh name each, which h2load
+ * cannot send: a C generator does them (bench/lib/pair-load.ts, over
+ * HTTP/1.1, on h2load's CPU) for the judged rows, and the typed Node client
+ * again for rows that show what such a client sees. Each is measured next
+ * to Echo pairs sent the same way. Calls carry the admin token. Every loop
+ * is bounded by a count or a duration.
  */
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, unlinkSync } from "node:fs";
 import { randomUUID } from "node:crypto";
@@ -44,6 +48,7 @@ import {
   withRatio,
 } from "../lib/unary-cases.js";
 import { connectUnaryCall, loadGenerator } from "../lib/unary-load.js";
+import { PairLoad, pairCounter } from "../lib/pair-load.js";
 
 /** Size of the value read and written, and of the echo payload. */
 const VALUE_BYTES = 64;
@@ -88,7 +93,7 @@ export const apiSuite: Suite = {
       const metrics: Metric[] = [];
       if (wants("calls")) metrics.push(...(await calls(server, load, context, details)));
       if (wants("services")) {
-        metrics.push(...(await servicePairs(server, context, notes, details)));
+        metrics.push(...(await servicePairs(server, dir, pinned?.writer, context, notes, details)));
         metrics.push(...(await pairParts(dir, context)));
       }
       return {
@@ -104,6 +109,8 @@ export const apiSuite: Suite = {
           throughputSeconds: THROUGHPUT_SECONDS,
           pairsPerRun: PAIRS,
           pairsInFlight: PAIRS_IN_FLIGHT,
+          pairLoadGenerators:
+            "C: bench/load/connect_pairs.c (HTTP/1.1); typed: connect-es (HTTP/2)",
           credentials: "the admin token on every call",
           transport: "Connect, binary (application/proto), HTTP/2 cleartext, one connection",
         },
@@ -301,117 +308,222 @@ function callMetrics(results: CaseRuns): Metric[] {
 
 // ---- CreateService + DeleteService ----
 
+/** One way of sending pairs: the C generator over HTTP/1.1, or the typed client over HTTP/2. */
+interface PairDriver {
+  /** "C", "typed": the suffix of its rows' ids and labels. */
+  name: string;
+  /** `count` pairs of the kind asked for; names start with `prefix`. */
+  run(which: "echo" | "pairs", prefix: string, count: number): Promise<PairTimes>;
+  close(): void;
+}
+
+interface PairTimes {
+  /** Each pair's time, µs. */
+  times: number[];
+  seconds: number;
+}
+
+/** What the runs of one driver measured, run by run (warm-up dropped). */
+interface PairRuns {
+  rates: number[];
+  p50s: number[];
+  p99s: number[];
+  cpu: number[];
+  echoRates: number[];
+  echoCpu: number[];
+  /** Runs that stopped at the time limit. */
+  cut: number;
+}
+
 async function servicePairs(
   server: CommyServerProcess,
+  dir: string,
+  cpu: number | undefined,
   context: SuiteContext,
   notes: string[],
   details: Record<string, unknown>,
 ): Promise<Metric[]> {
-  context.log(
-    `CreateService + DeleteService: ${PAIRS} pairs, ${PAIRS_IN_FLIGHT} at once, ` +
-      `${context.runs} runs (typed Node client)`,
-  );
-  const clients = pairClients(server.baseUrl, server.adminToken);
-  const rates: number[] = [];
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  const cpu: number[] = [];
-  const echoRates: number[] = [];
-  const echoCpu: number[] = [];
-  let cut = 0;
-  try {
-    for (let run = 0; run <= context.runs; run++) {
-      const count = run === 0 ? PAIRS / 5 : PAIRS;
-      // The floor first in odd runs, second in even ones: both meet the
-      // same moments of a shared machine.
-      const order = run % 2 === 1 ? ["echo", "pairs"] : ["pairs", "echo"];
-      for (const which of order) {
-        const before = await server.usage();
-        const start = nowNs();
-        const times =
-          which === "echo"
-            ? await echoPairs(clients, count)
-            : await pairs(clients, `r${run}`, count);
-        const seconds = Number(nowNs() - start) / 1e9;
-        const after = await server.usage();
-        if (run === 0) continue; // warm-up
-        const cpuPerPair = (after.cpuMicros - before.cpuMicros) / times.length;
-        if (which === "echo") {
-          echoRates.push(times.length / seconds);
-          echoCpu.push(cpuPerPair);
-          continue;
-        }
-        if (times.length < PAIRS) cut++;
-        rates.push(times.length / seconds);
-        const shape = distribution(times);
-        p50s.push(shape.p50);
-        p99s.push(shape.p99);
-        cpu.push(cpuPerPair);
-      }
-    }
-  } finally {
-    clients.close();
+  const drivers: PairDriver[] = [];
+  const built = PairLoad.build(dir, cpu);
+  if ("skipped" in built) notes.push(`service pairs: no C load generator (${built.skipped})`);
+  else {
+    drivers.push(cDriver(server, built));
+    if (cpu !== undefined) notes.push(`the C pair generator pinned to CPU ${cpu}`);
   }
-  if (cut > 0) notes.push(`service pairs: ${cut} runs stopped at the ${PAIRS_LIMIT_MS} ms limit`);
-  details.servicePairs = {
-    rates: rates.map(Math.round),
-    p50Micros: p50s,
-    p99Micros: p99s,
-    cpu,
-    echoPairRates: echoRates.map(Math.round),
-    echoPairCpu: echoCpu,
+  drivers.push(typedDriver(server));
+  const metrics: Metric[] = [];
+  for (const driver of drivers) {
+    context.log(
+      `CreateService + DeleteService: ${PAIRS} pairs, ${PAIRS_IN_FLIGHT} at once, ` +
+        `${context.runs} runs (${driver.name} client), each next to Echo pairs`,
+    );
+    let runs: PairRuns;
+    try {
+      runs = await measurePairs(server, driver, context.runs);
+    } finally {
+      driver.close();
+    }
+    if (runs.cut > 0) {
+      notes.push(`service pairs (${driver.name}): ${runs.cut} runs stopped at the time limit`);
+    }
+    details[`servicePairs.${driver.name}`] = { ...runs, rates: runs.rates.map(Math.round) };
+    // The first driver's rows are the judged ones; the others' are there to be read.
+    metrics.push(...pairMetrics(driver.name, runs, metrics.length === 0));
+  }
+  return metrics;
+}
+
+/** Pairs and Echo pairs in turn, the floor first in odd runs and second in even ones. */
+async function measurePairs(
+  server: CommyServerProcess,
+  driver: PairDriver,
+  measuredRuns: number,
+): Promise<PairRuns> {
+  const runs: PairRuns = {
+    rates: [],
+    p50s: [],
+    p99s: [],
+    cpu: [],
+    echoRates: [],
+    echoCpu: [],
+    cut: 0,
   };
+  for (let run = 0; run <= measuredRuns; run++) {
+    const count = run === 0 ? PAIRS / 5 : PAIRS;
+    // Both meet the same moments of a shared machine.
+    const order = run % 2 === 1 ? (["echo", "pairs"] as const) : (["pairs", "echo"] as const);
+    for (const which of order) {
+      const before = await server.usage();
+      const { times, seconds } = await driver.run(which, `${driver.name}${run}-`, count);
+      const after = await server.usage();
+      if (run === 0) continue; // warm-up
+      const cpuPerPair = (after.cpuMicros - before.cpuMicros) / times.length;
+      const rate = times.length / seconds;
+      if (which === "echo") {
+        runs.echoRates.push(rate);
+        runs.echoCpu.push(cpuPerPair);
+        continue;
+      }
+      if (times.length < count) runs.cut++;
+      runs.rates.push(rate);
+      const shape = distribution(times);
+      runs.p50s.push(shape.p50);
+      runs.p99s.push(shape.p99);
+      runs.cpu.push(cpuPerPair);
+    }
+  }
+  return runs;
+}
+
+function pairMetrics(name: string, runs: PairRuns, judge: boolean): Metric[] {
   const perRun = (ours: number[], floor: number[]): number =>
     median(ours.map((value, i) => value / (floor[i] as number)));
+  const suffix = judge ? "" : `.${name}`;
+  const how =
+    name === "C"
+      ? "C client (bench/load/connect_pairs.c), HTTP/1.1, one connection per pair in flight"
+      : "typed connect-es client in the bench process, HTTP/2, one connection";
+  const rate = metricFromRuns(
+    {
+      id: `service.pairs${suffix}`,
+      label: `CreateService + DeleteService pairs, ${PAIRS_IN_FLIGHT} at once (${name} client)`,
+      unit: "ops/s",
+      note: `${how}; each pair creates and unlinks a service file`,
+    },
+    runs.rates,
+  );
+  if (judge) {
+    rate.target = "≥ 1,000 pairs/s";
+    judged(rate, (m) => m.median >= 1_000);
+  }
   return [
     metricFromRuns(
       {
-        id: "echo.pairs",
-        label: `floor: Echo 64 B twice, ${PAIRS_IN_FLIGHT} such pairs at once`,
+        id: `echo.pairs${suffix}`,
+        label: `floor: Echo 64 B twice, ${PAIRS_IN_FLIGHT} such pairs at once (${name} client)`,
         unit: "ops/s",
-        note: "the same typed client and connection, two calls per pair",
+        note: "the same client and connections, two calls per pair",
       },
-      echoRates,
+      runs.echoRates,
     ),
-    withRatio(
-      judged(
-        metricFromRuns(
-          {
-            id: "service.pairs",
-            label: `CreateService + DeleteService pairs, ${PAIRS_IN_FLIGHT} at once`,
-            unit: "ops/s",
-            target: "≥ 1,000 pairs/s",
-            note: "typed connect-es client in the bench process; each pair creates and unlinks a service file",
-          },
-          rates,
-        ),
-        (m) => m.median >= 1_000,
-      ),
-      "Echo pairs",
-      { median: perRun(rates, echoRates) },
+    withRatio(rate, "Echo pairs", { median: perRun(runs.rates, runs.echoRates) }),
+    metricFromRuns(
+      {
+        id: `service.pair.latency${suffix}`,
+        label: `one pair (create, then delete), ${PAIRS_IN_FLIGHT} at once (${name} client)`,
+        unit: "µs",
+      },
+      runs.p50s,
+      runs.p99s,
     ),
     metricFromRuns(
       {
-        id: "service.pair.latency",
-        label: `one pair (create, then delete), ${PAIRS_IN_FLIGHT} at once`,
+        id: `echo.pair.cpu${suffix}`,
+        label: `server CPU per Echo pair (${name} client)`,
         unit: "µs",
       },
-      p50s,
-      p99s,
-    ),
-    metricFromRuns(
-      { id: "echo.pair.cpu", label: "server CPU per Echo pair", unit: "µs" },
-      echoCpu.length > 0 ? echoCpu : [Number.NaN],
+      runs.echoCpu.length > 0 ? runs.echoCpu : [Number.NaN],
     ),
     withRatio(
       metricFromRuns(
-        { id: "service.pair.cpu", label: "server CPU per pair", unit: "µs" },
-        cpu.length > 0 ? cpu : [Number.NaN],
+        {
+          id: `service.pair.cpu${suffix}`,
+          label: `server CPU per pair (${name} client)`,
+          unit: "µs",
+        },
+        runs.cpu.length > 0 ? runs.cpu : [Number.NaN],
       ),
       "Echo pair",
-      { median: cpu.length > 0 ? perRun(cpu, echoCpu) : Number.NaN },
+      { median: runs.cpu.length > 0 ? perRun(runs.cpu, runs.echoCpu) : Number.NaN },
     ),
   ];
+}
+
+/** The C generator: a fresh name per pair goes into both bodies at one offset. */
+function cDriver(server: CommyServerProcess, load: PairLoad): PairDriver {
+  const token = server.adminToken;
+  const payload = new Uint8Array(VALUE_BYTES).fill(7);
+  const echo = connectUnaryCall("echo", EchoService.method.echo, { payload }, token);
+  const digits = "0".repeat(8);
+  return {
+    name: "C",
+    async run(which, prefix, count) {
+      const spec = { baseUrl: server.baseUrl, connections: PAIRS_IN_FLIGHT, pairs: count };
+      const limitSeconds = PAIRS_LIMIT_MS / 1000;
+      if (which === "echo") {
+        const result = await load.run({ ...spec, first: echo, second: echo, limitSeconds });
+        return { times: result.pairMicros, seconds: result.seconds };
+      }
+      const ref = { tenantId: TENANT, serviceName: `${prefix}${digits}` };
+      const create = connectUnaryCall("create", CommyService.method.createService, ref, token);
+      const remove = connectUnaryCall("delete", CommyService.method.deleteService, ref, token);
+      const counter = pairCounter(create, remove, digits);
+      const result = await load.run({
+        ...spec,
+        first: create,
+        second: remove,
+        counter,
+        limitSeconds,
+      });
+      return { times: result.pairMicros, seconds: result.seconds };
+    },
+    close: () => undefined,
+  };
+}
+
+/** The typed clients in this process, on one HTTP/2 connection. */
+function typedDriver(server: CommyServerProcess): PairDriver {
+  const clients = pairClients(server.baseUrl, server.adminToken);
+  return {
+    name: "typed",
+    async run(which, prefix, count) {
+      const start = nowNs();
+      const times =
+        which === "echo" ? await echoPairs(clients, count) : await pairs(clients, prefix, count);
+      return { times, seconds: Number(nowNs() - start) / 1e9 };
+    },
+    close: () => clients.close(),
+  };
 }
 
 /** The typed clients of the service pairs and of their floor, on one HTTP/2 connection. */
@@ -484,9 +596,10 @@ const PART_OPS = 300;
 
 /**
  * The parts of a pair without the RPC: the service file (made, marked
- * deleted, closed, unlinked: src/core/service-file-registry.ts), and of
- * that what the request path itself does (take a spare file, mark it
- * deleted) while the registry's upkeep runs between calls; the store rows
+ * deleted, closed, unlinked: src/core/service-file-registry.ts; the unlink
+ * on the threadpool, waited for), and of that what the request path itself
+ * does (take a spare file, mark it deleted) while the registry's upkeep
+ * runs between calls; the store rows
  * (the service row in and out, each in one transaction with its audit
  * row); and the bare filesystem work under a file (create, size, close,
  * unlink), all in the data directory's filesystem.
@@ -514,9 +627,6 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
       clientAddress: "127.0.0.1:1",
       detail: "",
     });
-  const upkeepTurns = async (): Promise<void> => {
-    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
-  };
   try {
     for (let run = 0; run <= context.runs; run++) {
       collectGarbage();
@@ -535,16 +645,17 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
         registry.create(serviceId);
         registry.remove(serviceId);
         registry.finishRemovals();
+        await registry.settled();
       }
       const file = elapsedNs(start) / PART_OPS / 1000;
       let requestPathNs = 0;
       for (let i = 0; i < PART_OPS; i++) {
-        await upkeepTurns();
+        await registry.settled();
         start = nowNs();
         registry.remove(registry.claim().serviceId);
         requestPathNs += elapsedNs(start);
       }
-      await upkeepTurns();
+      await registry.settled();
       const requestPath = requestPathNs / PART_OPS / 1000;
       start = nowNs();
       for (let i = 0; i < PART_OPS; i++) {
@@ -573,7 +684,7 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
       runs.store.push(rows);
     }
   } finally {
-    registry.closeAll();
+    await registry.closeAll();
     store.close();
     rmSync(partsDir, { recursive: true, force: true });
   }
@@ -581,9 +692,11 @@ async function pairParts(dir: string, context: SuiteContext): Promise<Metric[]> 
     metricFromRuns(
       {
         id: "pair.part.file",
-        label: "in process: service file made + removed (registry, all of it)",
+        label: "in process: service file made + removed (registry, all of it, wall time)",
         unit: "µs",
-        note: "256 KiB file, 1 GiB mapping; marked deleted, unmapped, unlinked",
+        note:
+          "256 KiB file, 1 GiB mapping, made on the event loop; marked deleted, then unmapped " +
+          "and unlinked on the threadpool, waited for",
       },
       runs.file,
     ),

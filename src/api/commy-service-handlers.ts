@@ -51,14 +51,16 @@ export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof 
       core.deleteTenant(callerOf(ctx), req.tenantId);
       return {};
     },
-    createService: (req, ctx) => ({ service: toService(core.createService(callerOf(ctx), req)) }),
+    createService: async (req, ctx) => ({
+      service: toService(await core.createService(callerOf(ctx), req)),
+    }),
     getService: (req, ctx) => ({ service: toService(core.getService(callerOf(ctx), req)) }),
     listServices: (req, ctx) => {
       const page = core.listServices(callerOf(ctx), req.tenantId, req);
       return { services: page.items.map(toService), nextPageToken: page.next ?? "" };
     },
-    deleteService: (req, ctx) => {
-      core.deleteService(callerOf(ctx), req);
+    deleteService: async (req, ctx) => {
+      await core.deleteService(callerOf(ctx), req);
       return {};
     },
     allocateVariable: (req, ctx) => ({

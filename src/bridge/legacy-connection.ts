@@ -175,14 +175,14 @@ export class LegacyConnection {
         return this.#result(message, `deleted tenant ${message.tenantId}`);
       case "CreateService": {
         const caller = this.#callerIn(message.tenantId);
-        return this.#service(caller, this.#deps.core.createService(caller, message));
+        return this.#service(caller, await this.#deps.core.createService(caller, message));
       }
       case "GetService": {
         const caller = this.#callerIn(message.tenantId);
         return this.#service(caller, this.#deps.core.getService(caller, message));
       }
       case "DeleteService":
-        this.#deps.core.deleteService(this.#callerIn(message.tenantId), message);
+        await this.#deps.core.deleteService(this.#callerIn(message.tenantId), message);
         return this.#result(message, `deleted service ${message.serviceName}`);
       case "GetServiceFilePath":
         return this.#serviceFilePath(message);

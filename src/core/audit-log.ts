@@ -89,6 +89,37 @@ export class AuditLog {
     }
   }
 
+  /**
+   * `audited` for a change that shares its commit with the other changes of
+   * this event-loop turn (the store's group commit: one WAL append for all,
+   * most of a small change's cost). `check` runs at once and may refuse
+   * (recorded as failed; nothing is queued). `write` runs inside the shared
+   * transaction with the ok row and must not refuse: a throw there fails
+   * every change of the group. Resolves with what `check` returned once
+   * the rows are committed.
+   */
+  async auditedInGroup<T>(
+    caller: Caller,
+    action: string,
+    tenantId: string,
+    resource: string,
+    check: () => T,
+    write: (checked: T) => void,
+  ): Promise<T> {
+    const entry = { action, tenantId, resource };
+    try {
+      const checked = check();
+      await this.store.transactionInGroup(() => {
+        write(checked);
+        this.record(caller, { ...entry, outcome: "ok" });
+      });
+      return checked;
+    } catch (error) {
+      this.#recordFailure(caller, entry, error);
+      throw error;
+    }
+  }
+
   /** `audited` for an operation that completes later. */
   async auditedAsync<T>(
     caller: Caller,

@@ -82,6 +82,10 @@ export class CommyCore {
   readonly #services = new Map<string, Map<string, LiveService>>();
   /** serviceId → service, for the legacy protocol, which names services by id. */
   readonly #servicesById = new Map<string, LiveService>();
+  /** Service names ("tenant/service") with a create or delete waiting for its commit. */
+  readonly #committing = new Map<string, Promise<unknown>>();
+  /** tenantId → creates waiting for their commit (they count against the quota). */
+  readonly #creating = new Map<string, number>();
   #closed = false;
 
   constructor(deps: CoreDependencies) {
@@ -155,41 +159,70 @@ export class CommyCore {
 
   // ---- services ----
 
-  createService(caller: Caller, ref: ServiceRef): ServiceRecord {
+  /**
+   * Creates a service. Its row and audit row commit with the other changes
+   * of this event-loop turn (group commit); the service is visible once
+   * they have.
+   */
+  async createService(caller: Caller, ref: ServiceRef): Promise<ServiceRecord> {
     const principal = this.#audit.authorize(caller, "service.create", ref);
     validateServiceRef(ref);
+    return this.#afterPendingChanges(ref, () => this.#createService(caller, principal.id, ref));
+  }
+
+  async #createService(caller: Caller, createdBy: string, ref: ServiceRef): Promise<ServiceRecord> {
     let created: LiveService | undefined;
     try {
-      created = this.#audit.audited(
+      created = await this.#audit.auditedInGroup(
         caller,
         "service.create",
         ref.tenantId,
         serviceResource(ref),
-        () => (created = this.#createService(principal.id, ref)),
+        () => {
+          created = this.#newService(createdBy, ref);
+          this.#creating.set(ref.tenantId, (this.#creating.get(ref.tenantId) ?? 0) + 1);
+          return created;
+        },
+        (service) => {
+          // Cannot be taken: changes of one name wait for each other
+          // (#afterPendingChanges) and the map mirrors the rows.
+          if (!this.#store.insertService(service.record)) {
+            throw new Error(`the store already has a service ${serviceResource(ref)}`);
+          }
+        },
       );
     } catch (error) {
-      // The row and its audit row did not commit (the store failed after
-      // the insert): the file made for it belongs to no service.
+      // The row and its audit row did not commit: the file made for it
+      // belongs to no service.
       if (created !== undefined) this.#files.remove(created.record.serviceId);
       throw error;
+    } finally {
+      if (created !== undefined)
+        this.#creating.set(ref.tenantId, (this.#creating.get(ref.tenantId) ?? 1) - 1);
     }
-    this.#remember(created);
+    // Its tenant may have been deleted while it waited for the commit (that
+    // commits what is queued first, then removes the tenant's services).
+    if (this.#files.get(created.record.serviceId) === created.file) this.#remember(created);
     return created.record;
   }
 
-  /** Makes the file and inserts the row; the row commits with its audit row after this. */
-  #createService(createdBy: string, ref: ServiceRef): LiveService {
+  /**
+   * Checks that the service may be made and takes a file for it; the row
+   * is written by the caller. File first, then the row: a crash in between
+   * leaves an orphan file, which start-up removes; never a row without its
+   * file. The file comes ready-made under a fresh id, which becomes the
+   * service's id.
+   */
+  #newService(createdBy: string, ref: ServiceRef): LiveService {
     this.#tenant(ref.tenantId);
     const services = this.#services.get(ref.tenantId);
     if (services?.has(ref.serviceName) === true) {
       throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
     }
-    if ((services?.size ?? 0) >= this.#quotas.maxServices) {
+    const count = (services?.size ?? 0) + (this.#creating.get(ref.tenantId) ?? 0);
+    if (count >= this.#quotas.maxServices) {
       throw quotaReached(ref.tenantId, `${this.#quotas.maxServices} services`);
     }
-    // File first, then the row: a crash in between leaves an orphan file,
-    // which start-up removes; never a row without its file. The file comes
-    // ready-made under a fresh id, which becomes the service's id.
     const file = withShmErrors(() => this.#files.claim());
     const record: ServiceRecord = {
       serviceId: file.serviceId,
@@ -198,11 +231,26 @@ export class CommyCore {
       createdBy,
       createdAt: this.#now(),
     };
-    if (!this.#store.insertService(record)) {
-      this.#files.remove(record.serviceId);
-      throw alreadyExists(`service ${ref.serviceName} in tenant ${ref.tenantId}`);
-    }
     return { record, file };
+  }
+
+  /**
+   * Runs `change` once no other create or delete of the same service name
+   * waits for its commit, so that each sees the one before it done.
+   */
+  async #afterPendingChanges<T>(ref: ServiceRef, change: () => Promise<T>): Promise<T> {
+    const key = serviceResource(ref);
+    for (let before = this.#committing.get(key); before !== undefined;) {
+      await before.catch(() => undefined);
+      before = this.#committing.get(key);
+    }
+    const done = change();
+    this.#committing.set(key, done);
+    try {
+      return await done;
+    } finally {
+      if (this.#committing.get(key) === done) this.#committing.delete(key);
+    }
   }
 
   getService(caller: Caller, ref: ServiceRef): ServiceRecord {
@@ -223,23 +271,29 @@ export class CommyCore {
     return { ...listed, items };
   }
 
-  /** Deletes a service; its file is marked deleted (local mappers notice) and unlinked. */
-  deleteService(caller: Caller, ref: ServiceRef): void {
+  /**
+   * Deletes a service; its file is marked deleted (local mappers notice) and
+   * unlinked. The row's removal commits with the other changes of this
+   * event-loop turn (group commit).
+   */
+  async deleteService(caller: Caller, ref: ServiceRef): Promise<void> {
     this.#audit.authorize(caller, "service.delete", ref);
     validateServiceRef(ref);
-    const record = this.#audit.audited(
-      caller,
-      "service.delete",
-      ref.tenantId,
-      serviceResource(ref),
-      () => {
-        this.#service(ref);
-        return this.#store.deleteService(ref.tenantId, ref.serviceName);
-      },
-    );
-    // Only once the row and the audit row are committed: row first, then the
-    // file (a crash in between leaves an orphan file, removed at start-up).
-    if (record !== undefined) this.#forget(record);
+    await this.#afterPendingChanges(ref, async () => {
+      const service = await this.#audit.auditedInGroup(
+        caller,
+        "service.delete",
+        ref.tenantId,
+        serviceResource(ref),
+        () => this.#service(ref),
+        () => void this.#store.deleteService(ref.tenantId, ref.serviceName),
+      );
+      // Only once the row and the audit row are committed: row first, then
+      // the file (a crash in between leaves an orphan file, removed at
+      // start-up). Unless its tenant's deletion forgot it meanwhile.
+      if (this.#servicesById.get(service.record.serviceId) === service)
+        this.#forget(service.record);
+    });
   }
 
   // ---- variables ----
@@ -393,13 +447,16 @@ export class CommyCore {
     return !this.#closed;
   }
 
-  /** Closes every service file (the store is closed by its owner). */
-  close(): void {
+  /**
+   * Closes every service file once their work in the background is done
+   * (the store is closed by its owner); `isOpen` is false from the start.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
     this.feed.close();
-    this.#files.closeAll();
     this.#services.clear();
     this.#servicesById.clear();
+    await this.#files.closeAll();
   }
 
   // ---- internals ----

@@ -9,19 +9,29 @@
  * takes, and a deleted service's file is marked deleted at once (what local
  * mappers watch) but closed and unlinked a moment later. Both leave files
  * no service owns after a crash, which reconcile() removes at start-up.
+ *
+ * Nor does most of that work run on the event loop: spares are made on
+ * libuv's threadpool (OwnedServiceFile.createInBackground: only header and
+ * index here), and deleted files are unmapped, closed and unlinked there,
+ * all the files of one upkeep turn in one job each way (a hand-over to the
+ * threadpool costs the event loop more than most of these system calls).
+ * closeAll() waits for all of it.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { OwnedServiceFile } from "../shm/index.js";
+import { OwnedServiceFile, ServiceFile } from "../shm/index.js";
 import type { ServiceRecord } from "../store/control-store.js";
 
 const SUFFIX = ".commy";
 /**
- * Spare files kept ready: as many as the creates that usually arrive
- * together (one event-loop turn's worth), so that a burst finds them made.
+ * Spare files kept ready: twice the creates that usually arrive together
+ * (one event-loop turn's worth), because a spare takes a few turns to come
+ * back from the threadpool; with 8 the bench's 8 concurrent pairs still
+ * found none now and then and made one on the event loop.
  */
-const SPARE_FILES = 8;
+const SPARE_FILES = 16;
 
 /** How service files are sized. */
 export interface ServiceFileLimits {
@@ -46,10 +56,16 @@ export class ServiceFileRegistry {
   readonly #open = new Map<string, OwnedServiceFile>();
   /** Made, empty and ready, each under its own fresh service id; no service owns them yet. */
   readonly #spares: OwnedServiceFile[] = [];
+  /** Spares being made on the threadpool. */
+  #making = 0;
   /** Deleted services' files (marked deleted), still to close and unlink. */
   readonly #doomed: { path: string; file: OwnedServiceFile | undefined }[] = [];
   /** The pending turn that does the deferred work, if any. */
   #upkeep: NodeJS.Immediate | undefined;
+  /** Work on the threadpool (spares being made, files being unlinked), for closeAll() and settled(). */
+  readonly #background = new Set<Promise<void>>();
+  /** Set by closeAll(): no more spares, and spares that finish are removed. */
+  #closed = false;
 
   constructor(dataDir: string, limits: ServiceFileLimits = {}) {
     this.#dir = join(dataDir, "services");
@@ -97,11 +113,27 @@ export class ServiceFileRegistry {
     this.#scheduleUpkeep();
   }
 
-  /** Closes and unlinks the files of deleted services now instead of in the next upkeep turn. */
+  /**
+   * Sends the files of deleted services to be closed and unlinked now
+   * instead of in the next upkeep turn (see settled()).
+   */
   finishRemovals(): void {
-    for (let next = this.#doomed.shift(); next !== undefined; next = this.#doomed.shift()) {
-      next.file?.close();
-      unlinkUnowned(next.path);
+    const doomed = this.#doomed.splice(0);
+    const files = doomed.flatMap((next) => next.file ?? []);
+    this.#inBackground(ServiceFile.closeAndUnlinkInBackground(files));
+    for (const next of doomed) {
+      if (next.file === undefined) this.#inBackground(unlinkUnowned(next.path));
+    }
+  }
+
+  /**
+   * Resolves once the deferred work asked for so far is done: files of
+   * deleted services unlinked, spares made (or failed to be).
+   */
+  async settled(): Promise<void> {
+    while (this.#upkeep !== undefined || this.#background.size > 0) {
+      if (this.#upkeep !== undefined) await new Promise((resolve) => setImmediate(resolve));
+      await Promise.all(this.#background);
     }
   }
 
@@ -137,15 +169,17 @@ export class ServiceFileRegistry {
     return result;
   }
 
-  /** Closes every file; deleted services' and spare files are unlinked first. */
-  closeAll(): void {
+  /**
+   * Closes every file once the work in the background is done; deleted
+   * services' and spare files are unlinked.
+   */
+  async closeAll(): Promise<void> {
+    this.#closed = true;
     if (this.#upkeep !== undefined) clearImmediate(this.#upkeep);
     this.#upkeep = undefined;
     this.finishRemovals();
-    for (const spare of this.#spares.splice(0)) {
-      spare.close();
-      unlinkUnowned(spare.path);
-    }
+    await this.settled();
+    await ServiceFile.closeAndUnlinkInBackground(this.#spares.splice(0));
     for (const file of this.#open.values()) file.close();
     this.#open.clear();
   }
@@ -162,33 +196,56 @@ export class ServiceFileRegistry {
   }
 
   #scheduleUpkeep(): void {
+    if (this.#closed) return;
     this.#upkeep ??= setImmediate(() => this.#doUpkeep());
   }
 
-  /**
-   * Removals first (they free what spares use), then one spare per turn so
-   * that calls that arrive meanwhile wait for one file at most. Failures
-   * here are not any caller's: a removal left undone is repaired at the
-   * next start, and a spare not made is made by the claim that needs it.
-   */
+  /** Removals first (they free what spares use), then the spares missing, made together. */
   #doUpkeep(): void {
     this.#upkeep = undefined;
-    try {
-      this.finishRemovals();
-      if (this.#spares.length < SPARE_FILES) {
-        this.#spares.push(this.#make(randomUUID()));
-        if (this.#spares.length < SPARE_FILES) this.#scheduleUpkeep();
-      }
-    } catch {
-      // See above: nothing to report to, and nothing lost.
-    }
+    this.finishRemovals();
+    const missing = SPARE_FILES - this.#spares.length - this.#making;
+    if (missing > 0) this.#makeSpares(missing);
+  }
+
+  /**
+   * Spares on the threadpool. A failure here is no caller's: a spare not
+   * made is made by the claim that needs it.
+   */
+  #makeSpares(count: number): void {
+    const { maxSize, initialSize, onGrow } = this.#limits;
+    const files = Array.from({ length: count }, () => {
+      const serviceId = randomUUID();
+      return { serviceId, path: this.pathOf(serviceId) };
+    });
+    this.#making += count;
+    const made = OwnedServiceFile.createInBackground(files, { maxSize, initialSize }).then(
+      async (results) => {
+        this.#making -= count;
+        const spares = results.filter((result) => result instanceof OwnedServiceFile);
+        if (this.#closed) return ServiceFile.closeAndUnlinkInBackground(spares);
+        for (const spare of spares) {
+          spare.onGrow = onGrow;
+          this.#spares.push(spare);
+        }
+      },
+      () => {
+        this.#making -= count;
+      },
+    );
+    this.#inBackground(made);
+  }
+
+  #inBackground(work: Promise<void>): void {
+    this.#background.add(work);
+    void work.then(() => this.#background.delete(work));
   }
 }
 
 /** Unlinks a file no service owns; one left behind is removed by the next start's reconcile(). */
-function unlinkUnowned(path: string): void {
+async function unlinkUnowned(path: string): Promise<void> {
   try {
-    unlinkSync(path);
+    await unlink(path);
   } catch {
     // Already gone, or left for reconcile(): nobody is waiting for it.
   }

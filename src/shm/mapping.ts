@@ -119,6 +119,68 @@ export function unmap(mapping: Mapping): void {
   closeSync(mapping.fd);
 }
 
+/**
+ * `unmap()` and an unlink of each file, on libuv's threadpool in one job;
+ * best effort (a file left behind is an orphan to remove at the next start).
+ */
+export function unmapAndUnlinkInBackground(mappings: readonly Mapping[]): Promise<void> {
+  if (mappings.length === 0) return Promise.resolve();
+  return new Promise((resolve) =>
+    native.removeFiles(
+      mappings.map((m) => m.buffer),
+      mappings.map((m) => m.fd),
+      mappings.map((m) => m.path),
+      resolve,
+    ),
+  );
+}
+
+/** How new files are made by `mapNewFilesInBackground`. */
+export interface NewFileSpec {
+  /** Bytes written (zeros) from the start: the pages needed at once. */
+  zeroBytes: number;
+  /** The file's size. */
+  size: number;
+  mode: number;
+  /** Bytes mapped (the file may grow up to this without a remap). */
+  length: number;
+}
+
+/**
+ * New files, made and mapped writable on libuv's threadpool in one job:
+ * one result per path, the mapping or why it could not be made (EXISTS
+ * when a file is there).
+ */
+export function mapNewFilesInBackground(
+  paths: readonly string[],
+  spec: NewFileSpec,
+): Promise<(Mapping | Error)[]> {
+  return new Promise((resolve) =>
+    native.makeFiles(paths, spec.zeroBytes, spec.size, spec.mode, spec.length, (results) =>
+      resolve(
+        results.map((result, i) => {
+          const path = paths[i] as string;
+          if (result instanceof Error) return translateCreateError(path, result);
+          return {
+            path,
+            fd: result.fd,
+            buffer: result.buffer,
+            u8: new Uint8Array(result.buffer),
+            u32: new Uint32Array(result.buffer),
+            writable: true,
+          };
+        }),
+      ),
+    ),
+  );
+}
+
+function translateCreateError(path: string, error: Error): Error {
+  return "code" in error && error.code === "EEXIST"
+    ? new ShmError("EXISTS", `a file exists at ${path}`)
+    : error;
+}
+
 function translateOpenError(path: string, error: unknown): Error {
   if (error instanceof Error && "code" in error && error.code === "ENOENT") {
     return new ShmError("NOT_FOUND", `no service file at ${path}`);

@@ -18,9 +18,40 @@ export interface NativeWatcher {
   unref(): void;
 }
 
+/** A file made by `makeFiles`: its descriptor and its mapping. */
+export interface NewMappedFile {
+  fd: number;
+  buffer: SharedArrayBuffer;
+}
+
 interface CommyShmAddon {
   mapShared(fd: number, length: number, writable: boolean, path: string): SharedArrayBuffer;
   release(buffer: SharedArrayBuffer): void;
+  /**
+   * On libuv's threadpool, one job for all: for each path a new file (EEXIST
+   * if there is one) whose first `zeroBytes` are written, sized to `size`,
+   * mapped shared and writable over `length` bytes. Calls back with one
+   * result per path: the file, or the error (the file is then gone again).
+   */
+  makeFiles(
+    paths: readonly string[],
+    zeroBytes: number,
+    size: number,
+    mode: number,
+    length: number,
+    callback: (results: (NewMappedFile | Error)[]) => void,
+  ): void;
+  /**
+   * On libuv's threadpool, one job for all: releases each mapping (as
+   * `release()`), closes its descriptor and unlinks its path, best effort;
+   * then calls back.
+   */
+  removeFiles(
+    buffers: readonly SharedArrayBuffer[],
+    fds: readonly number[],
+    paths: readonly string[],
+    callback: () => void,
+  ): void;
   sync(buffer: SharedArrayBuffer, byteOffset: number, length: number, path: string): void;
   /**
    * Queues the range to be faulted in, writable, on a background thread;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -208,5 +208,72 @@ describe("OwnedServiceFile against a Map model", () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe("files made and removed in the background", () => {
+  it("makes the same files as create(), byte for byte, ready for any process", async () => {
+    const options = { initialSize: 300 * 1024 };
+    const direct = OwnedServiceFile.create(join(dir, "direct.commy"), {
+      ...options,
+      serviceId: "svc-bg",
+    });
+    const made = await OwnedServiceFile.createInBackground(
+      [
+        { path: join(dir, "background.commy"), serviceId: "svc-bg" },
+        { path: join(dir, "other.commy"), serviceId: "other" },
+      ],
+      options,
+    );
+    const [background, other] = made.map((result) => {
+      if (result instanceof Error) throw result;
+      return result;
+    }) as [OwnedServiceFile, OwnedServiceFile];
+    try {
+      expect(background.serviceId).toBe("svc-bg");
+      expect(other.serviceId).toBe("other");
+      expect(background.size).toBe(direct.size);
+      expect(readFileSync(background.path).equals(readFileSync(direct.path))).toBe(true);
+      background.allocate("v", new Uint8Array([4, 5]));
+      const reader = ServiceFile.open(background.path, { readOnly: true });
+      expect([...reader.read("v").data]).toEqual([4, 5]);
+      reader.close();
+    } finally {
+      direct.close();
+      background.close();
+      other.close();
+    }
+  });
+
+  it("refuses a taken path with EXISTS, leaves that file alone and makes the others", async () => {
+    const taken = join(dir, "taken.commy");
+    const first = OwnedServiceFile.create(taken, { serviceId: "first" });
+    try {
+      const [refused, made] = await OwnedServiceFile.createInBackground([
+        { path: taken, serviceId: "second" },
+        { path: join(dir, "free.commy"), serviceId: "free" },
+      ]);
+      expect(refused instanceof ShmError && refused.code === "EXISTS").toBe(true);
+      expect(made instanceof OwnedServiceFile && made.serviceId === "free").toBe(true);
+      expect(first.serviceId).toBe("first");
+      if (made instanceof OwnedServiceFile) made.close();
+    } finally {
+      first.close();
+    }
+  });
+
+  it("closes and unlinks files together; each counts as closed at once", async () => {
+    const paths = [join(dir, "gone-1.commy"), join(dir, "gone-2.commy")];
+    const files = paths.map((path, i) => OwnedServiceFile.create(path, { serviceId: `g${i}` }));
+    const reader = ServiceFile.open(paths[0] as string, { readOnly: true });
+
+    const removed = ServiceFile.closeAndUnlinkInBackground(files);
+
+    expect(files.every((file) => file.closed)).toBe(true);
+    await removed;
+    expect(paths.map((path) => existsSync(path))).toEqual([false, false]);
+    // A process that still maps a removed file keeps reading it.
+    expect(reader.serviceId).toBe("g0");
+    reader.close();
   });
 });

@@ -27,7 +27,14 @@ import {
   hashValidName,
   nextPowerOfTwo,
 } from "./layout.js";
-import { type Mapping, mapExisting, mapFd, unmap } from "./mapping.js";
+import {
+  type Mapping,
+  mapExisting,
+  mapFd,
+  mapNewFilesInBackground,
+  unmap,
+  unmapAndUnlinkInBackground,
+} from "./mapping.js";
 import { native } from "./native.js";
 import {
   ServiceFile,
@@ -58,6 +65,8 @@ const PREFAULT_AHEAD = 32 * 1024 * 1024;
  * time finishes in a quarter of that, and costs about 1 µs.
  */
 const INDEX_MIGRATION_STEP = 32;
+/** Heap bytes a new file uses at once: the first index block, and a page for the first variables. */
+const FIRST_HEAP_BYTES = roundUp(Index.SLOTS + INITIAL_INDEX_CAPACITY * 4, PAGE_SIZE) + PAGE_SIZE;
 /** Zeros to copy from: filling shared memory goes byte by byte (~0.35 ns/B), a copy does not. */
 const ZEROS = new Uint8Array(64 * 1024);
 
@@ -83,6 +92,56 @@ export interface AllocateOptions {
 
 function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
+}
+
+/** Where things go in a new file, from its options (checked). */
+interface NewFileLayout {
+  maxSize: number;
+  initialSize: number;
+  ringCapacity: number;
+  heapOffset: number;
+  mode: number;
+}
+
+function newFileLayout(options: Omit<CreateServiceFileOptions, "serviceId">): NewFileLayout {
+  const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
+  const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
+  const heapOffset = roundUp(HEADER_SIZE + ringCapacity * RingEntry.SIZE, PAGE_SIZE);
+  const initialSize = Math.max(
+    roundUp(options.initialSize ?? DEFAULT_INITIAL_SIZE, PAGE_SIZE),
+    heapOffset + PAGE_SIZE * 4,
+  );
+  if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
+    throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
+  }
+  if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize || maxSize % 4 !== 0) {
+    throw new ShmError(
+      "INVALID",
+      `the maximum size must be a multiple of 4 between ${initialSize} and ${LIMIT_MAX_SIZE}`,
+    );
+  }
+  return { maxSize, initialSize, ringCapacity, heapOffset, mode: options.mode ?? 0o600 };
+}
+
+function checkServiceId(serviceId: string): void {
+  if (!/^[\x20-\x7e]{0,64}$/.test(serviceId)) {
+    throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
+  }
+}
+
+/** Opens a file that must not exist yet; EXISTS when it does. */
+function openNew(path: string, open: () => number): number {
+  try {
+    return open();
+  } catch (error) {
+    throw existsError(path, error);
+  }
+}
+
+function existsError(path: string, error: unknown): unknown {
+  return (error as NodeJS.ErrnoException).code === "EEXIST"
+    ? new ShmError("EXISTS", `a file exists at ${path}`)
+    : error;
 }
 
 export class OwnedServiceFile extends ServiceFile {
@@ -126,59 +185,82 @@ export class OwnedServiceFile extends ServiceFile {
 
   /** Creates a new, empty service file; EXISTS if the path is taken. */
   static create(path: string, options: CreateServiceFileOptions): OwnedServiceFile {
-    const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
-    const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
-    const heapOffset = roundUp(HEADER_SIZE + ringCapacity * RingEntry.SIZE, PAGE_SIZE);
-    const initialSize = Math.max(
-      roundUp(options.initialSize ?? DEFAULT_INITIAL_SIZE, PAGE_SIZE),
-      heapOffset + PAGE_SIZE * 4,
-    );
-    if (!/^[\x20-\x7e]{0,64}$/.test(options.serviceId)) {
-      throw new ShmError("INVALID", "a service id is at most 64 printable ASCII characters");
-    }
-    if (ringCapacity < 16 || (ringCapacity & (ringCapacity - 1)) !== 0) {
-      throw new ShmError("INVALID", "the change ring's capacity must be a power of two ≥ 16");
-    }
-    if (maxSize > LIMIT_MAX_SIZE || maxSize < initialSize || maxSize % 4 !== 0) {
-      throw new ShmError(
-        "INVALID",
-        `the maximum size must be a multiple of 4 between ${initialSize} and ${LIMIT_MAX_SIZE}`,
+    const layout = newFileLayout(options);
+    const fd = openNew(path, () => openSync(path, "wx+", layout.mode));
+    try {
+      ftruncateSync(fd, layout.initialSize);
+      checkServiceId(options.serviceId);
+      return OwnedServiceFile.#initialize(
+        mapFd(path, fd, layout.maxSize, true),
+        layout,
+        options.serviceId,
       );
-    }
-    let fd: number;
-    try {
-      fd = openSync(path, "wx+", options.mode ?? 0o600);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new ShmError("EXISTS", `a file exists at ${path}`);
-      }
-      throw error;
-    }
-    try {
-      ftruncateSync(fd, initialSize);
-      const mapping = mapFd(path, fd, maxSize, true);
-      const view = new DataView(mapping.buffer);
-      mapping.u8.set(MAGIC, Header.MAGIC);
-      view.setUint32(Header.FORMAT_VERSION, FORMAT_VERSION, true);
-      view.setUint32(Header.HEADER_SIZE, HEADER_SIZE, true);
-      view.setUint32(Header.SIZE, initialSize, true);
-      view.setUint32(Header.MAX_SIZE, maxSize, true);
-      view.setUint32(Header.RING_OFFSET, HEADER_SIZE, true);
-      view.setUint32(Header.RING_CAPACITY, ringCapacity, true);
-      view.setUint32(Header.HEAP_OFFSET, heapOffset, true);
-      view.setUint32(Header.OWNER_PID, process.pid, true);
-      mapping.u8.set(Buffer.from(options.serviceId, "latin1"), Header.SERVICE_ID);
-      const file = new OwnedServiceFile(mapping, BlockAllocator.empty(heapOffset, initialSize));
-      file.#cleanFrom = heapOffset; // a new file is all zeros
-      file.#installIndex(INITIAL_INDEX_CAPACITY, []);
-      file.#prefaultAhead();
-      Atomics.store(mapping.u32, W(Header.READY), 1);
-      return file;
     } catch (error) {
       closeSync(fd);
       unlinkSync(path);
       throw error;
     }
+  }
+
+  /**
+   * `create()` for several new files at once, with the costly system calls
+   * in one job on libuv's threadpool: open, a first write of the pages a
+   * new file needs at once (header, change ring, index and the heap's first
+   * page), size, and the mapping. The first write is what the kernel makes
+   * expensive: the first touch of a page of a new file through the mapping
+   * fills the page cache (ext4: ~70 µs for the first page, read-ahead
+   * included). The calling thread only writes the header and index into
+   * pages already there. One result per file: the file, or why it could
+   * not be made (EXISTS when the path is taken).
+   */
+  static async createInBackground(
+    files: readonly { path: string; serviceId: string }[],
+    options: Omit<CreateServiceFileOptions, "serviceId"> = {},
+  ): Promise<(OwnedServiceFile | Error)[]> {
+    const layout = newFileLayout(options);
+    for (const { serviceId } of files) checkServiceId(serviceId);
+    const mappings = await mapNewFilesInBackground(
+      files.map((file) => file.path),
+      {
+        zeroBytes: layout.heapOffset + FIRST_HEAP_BYTES,
+        size: layout.initialSize,
+        mode: layout.mode,
+        length: layout.maxSize,
+      },
+    );
+    return files.map(({ serviceId }, i) => {
+      const mapping = mappings[i] ?? new Error("no result for this file");
+      if (mapping instanceof Error) return mapping;
+      try {
+        return OwnedServiceFile.#initialize(mapping, layout, serviceId);
+      } catch (error) {
+        void unmapAndUnlinkInBackground([mapping]);
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    });
+  }
+
+  /** Makes a new mapped file of `layout.initialSize` zeros an empty, ready service file. */
+  static #initialize(mapping: Mapping, layout: NewFileLayout, serviceId: string): OwnedServiceFile {
+    const { maxSize, initialSize, ringCapacity, heapOffset } = layout;
+    const view = new DataView(mapping.buffer);
+    mapping.u8.set(MAGIC, Header.MAGIC);
+    view.setUint32(Header.FORMAT_VERSION, FORMAT_VERSION, true);
+    view.setUint32(Header.HEADER_SIZE, HEADER_SIZE, true);
+    view.setUint32(Header.SIZE, initialSize, true);
+    view.setUint32(Header.MAX_SIZE, maxSize, true);
+    view.setUint32(Header.RING_OFFSET, HEADER_SIZE, true);
+    view.setUint32(Header.RING_CAPACITY, ringCapacity, true);
+    view.setUint32(Header.HEAP_OFFSET, heapOffset, true);
+    view.setUint32(Header.OWNER_PID, process.pid, true);
+    mapping.u8.set(Buffer.from(serviceId, "latin1"), Header.SERVICE_ID);
+    const file = new OwnedServiceFile(mapping, BlockAllocator.empty(heapOffset, initialSize));
+    file.#cleanFrom = heapOffset; // a new file is all zeros
+    file.#installIndex(INITIAL_INDEX_CAPACITY, []);
+    // No prefault yet: the first allocate() asks for it. A service that
+    // never gets a variable (or a spare never taken) costs no heap pages.
+    Atomics.store(mapping.u32, W(Header.READY), 1);
+    return file;
   }
 
   /**

@@ -6,7 +6,7 @@
  * see OwnedServiceFile.
  */
 import { native, type NativeWatcher, WaitCode } from "./native.js";
-import { type Mapping, mapExisting, unmap } from "./mapping.js";
+import { type Mapping, mapExisting, unmap, unmapAndUnlinkInBackground } from "./mapping.js";
 import {
   ChangeKind,
   HEADER_SIZE,
@@ -422,14 +422,30 @@ export class ServiceFile {
 
   /** Unmaps the file. Handles and views taken from it stop working. */
   close(): void {
-    if (this.#closed) return;
+    if (this.#detach()) unmap(this.map);
+  }
+
+  /**
+   * Closes each file as `close()` does and unlinks it; the unmapping,
+   * closing and unlinking run in one job on libuv's threadpool. Best
+   * effort: a file left behind is an orphan its owner removes at its next
+   * start. Views taken from a file read its old bytes, then zeros.
+   */
+  static closeAndUnlinkInBackground(files: readonly ServiceFile[]): Promise<void> {
+    const mappings = files.filter((file) => file.#detach()).map((file) => file.map);
+    return unmapAndUnlinkInBackground(mappings);
+  }
+
+  /** Marks the file closed and lets go of what uses it; false when it already was. */
+  #detach(): boolean {
+    if (this.#closed) return false;
     for (const watcher of this.#watchers) watcher.close();
     this.#watchers.clear();
     this.#closed = true;
     this.#handles.clear();
-    unmap(this.map);
     // Ends the changes() iterations waiting on this file.
     for (const wake of [...this.#onClose]) wake();
+    return true;
   }
 
   // ---- internals shared with OwnedServiceFile ----

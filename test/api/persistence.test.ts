@@ -218,6 +218,32 @@ describe("a server killed with SIGKILL", () => {
     });
   });
 
+  it("keeps every acknowledged create and delete of services sent together (one shared commit)", async () => {
+    const child = await startChild();
+    const client = child.connectClient("connect", "2", { binary: true });
+    await client.createTenant({ tenantId: "burst" });
+    const names = Array.from({ length: 24 }, (_, i) => `s${i}`);
+    const created = await Promise.all(
+      names.map((serviceName) => client.createService({ tenantId: "burst", serviceName })),
+    );
+    const doomed = names.filter((_, i) => i % 3 === 0);
+    await Promise.all(
+      doomed.map((serviceName) => client.deleteService({ tenantId: "burst", serviceName })),
+    );
+
+    await child.kill("SIGKILL");
+
+    const restarted = await start();
+    const listed = await restarted
+      .connectClient("connect", "1.1")
+      .listServices({ tenantId: "burst", pageSize: 100 });
+    const kept = created.filter((c) => !doomed.includes(c.service?.serviceName ?? "?"));
+    expect(listed.services.map((s) => [s.serviceName, s.serviceId]).sort()).toEqual(
+      kept.map((c) => [c.service?.serviceName, c.service?.serviceId]).sort(),
+    );
+    for (const c of kept) expect(existsSync(serviceFile(c.service?.serviceId ?? "?"))).toBe(true);
+  });
+
   it("can be killed again right after a restart with writes in between, and keeps them", async () => {
     const first = await startChild();
     const ref = { tenantId: "t", serviceName: "s", variableName: "v" };

@@ -115,7 +115,8 @@ describe.each(TRANSPORTS)("every RPC over $name", (transport) => {
 
     await client.deleteTenant({ tenantId: "doomed" });
 
-    expect(files.map((file) => existsSync(file))).toEqual([false, false]);
+    // Unlinked on the server's threadpool, a moment after the reply.
+    await expect.poll(() => files.map((file) => existsSync(file))).toEqual([false, false]);
     await expectCommyError(
       client.getTenant({ tenantId: "doomed" }),
       Code.NotFound,
@@ -199,7 +200,8 @@ describe.each(TRANSPORTS)("every RPC over $name", (transport) => {
 
     await client.deleteService({ tenantId: "svc-delete", serviceName: "gone" });
 
-    expect(existsSync(serviceFile(service.serviceId))).toBe(false);
+    // Unlinked on the server's threadpool, a moment after the reply.
+    await expect.poll(() => existsSync(serviceFile(service.serviceId))).toBe(false);
     await expectCommyError(
       client.getService({ tenantId: "svc-delete", serviceName: "gone" }),
       Code.NotFound,

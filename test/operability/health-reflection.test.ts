@@ -228,7 +228,7 @@ describe("health during shutdown", () => {
     const client = healthClient(server);
     try {
       // The core closes first on a real shutdown; here alone, so the probe sees it.
-      server.server.core.close();
+      await server.server.core.close();
       const answer = await new Promise<{ status: string }>((resolve, reject) =>
         client.check({ service: "" }, (error, value) => (error ? reject(error) : resolve(value))),
       );
