@@ -218,7 +218,10 @@ describe("secrets at rest", () => {
     const storeFiles = readdirSync(dataDir.path).filter((name) => name.startsWith("commy.db"));
     expect(storeFiles).toContain("commy.db");
     for (const name of storeFiles) {
-      const bytes = readFileSync(join(dataDir.path, name));
+      const bytes = readIfThere(join(dataDir.path, name));
+      // The WAL's -shm and -wal files come and go with SQLite connections
+      // (the checkpoint worker's among them): one gone holds nothing.
+      if (bytes === undefined) continue;
       for (const [what, secret] of Object.entries(secrets))
         expect(bytes.includes(secret), `${what} in ${name}`).toBe(false);
     }
@@ -255,3 +258,12 @@ describe("secrets at rest", () => {
     }
   });
 });
+
+function readIfThere(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
