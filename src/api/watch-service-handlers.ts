@@ -335,6 +335,26 @@ function sessionResponses<T extends Message>(
   context.signal.addEventListener("abort", onAbort, { once: true });
   const done = (): IteratorResult<T> => ({ done: true, value: undefined });
 
+  /**
+   * The session's next events; undefined once it has ended cleanly. Throws
+   * what ends the call: a failed subscription's error, or the reason the
+   * session was ended with.
+   */
+  const nextEvents = async (): Promise<SessionEvent[] | undefined> => {
+    if (failure !== undefined) {
+      end();
+      throw failure;
+    }
+    const events = ended ? undefined : await session.take();
+    if (events === undefined) {
+      end();
+      if (session.endedWith !== undefined) throw session.endedWith;
+      return undefined;
+    }
+    failure = shapes.failure?.(events);
+    return events;
+  };
+
   /** Writes everything until the session ends, then lets connect end the call. */
   const writeItself = async (stream: ServerHttp2Stream): Promise<IteratorResult<T>> => {
     // A reset shows as the call's abort; unheard, the stream's error would end the process.
@@ -349,17 +369,8 @@ function sessionResponses<T extends Message>(
       if (!stream.write(bytes)) await drained(stream);
     }
     for (;;) {
-      if (failure !== undefined) {
-        end();
-        throw failure;
-      }
-      const events = ended ? undefined : await session.take();
-      if (events === undefined) {
-        end();
-        if (session.endedWith !== undefined) throw session.endedWith;
-        return done();
-      }
-      failure = shapes.failure?.(events);
+      const events = await nextEvents();
+      if (events === undefined) return done();
       if (stream.destroyed) continue; // the abort closes the session
       // Full buffers (a subscriber not reading): nothing more is taken, so
       // the session coalesces what it holds, as with any slow consumer.
@@ -371,19 +382,10 @@ function sessionResponses<T extends Message>(
     async next() {
       if (sentOne && stream !== undefined) return writeItself(stream);
       while (next === queued.length) {
-        if (failure !== undefined) {
-          end();
-          throw failure;
-        }
-        const events = ended ? undefined : await session.take();
-        if (events === undefined) {
-          end();
-          if (session.endedWith !== undefined) throw session.endedWith;
-          return done();
-        }
+        const events = await nextEvents();
+        if (events === undefined) return done();
         queued = toResponses(events, shapes);
         next = 0;
-        failure = shapes.failure?.(events);
       }
       const value = queued[next] as T;
       // Drop the reference: a batch can be large, and the next take may wait long.
