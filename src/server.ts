@@ -218,7 +218,11 @@ export async function startServer(
       router.service(IdentityService, createIdentityServiceHandlers(identity));
       router.service(
         WatchService,
-        createWatchServiceHandlers(core, { sessions: watchSessions, limits: watchOptions }),
+        createWatchServiceHandlers(core, {
+          sessions: watchSessions,
+          limits: watchOptions,
+          maxMessageBytes: settings.maxMessageBytes,
+        }),
       );
       router.service(Health, createHealthServiceHandlers(health, descriptors.serviceNames));
       router.service(ReflectionV1, createReflectionV1Handlers(descriptors));

@@ -211,23 +211,60 @@ function toSubscribeEvent(
   }
 }
 
-/** Session events → stream messages, consecutive changes in one batch. */
-function toResponses<T extends Message>(events: SessionEvent[], shapes: ResponseShapes<T>): T[] {
-  const out: T[] = [];
-  let batch: ChangeEvent[] = [];
+/**
+ * Session events in stream order as messages: runs of consecutive changes
+ * in batches of at most `budget` bytes (a change alone may be larger),
+ * every other event on its own.
+ */
+function inMessages(
+  events: SessionEvent[],
+  budget: number,
+  batch: (changes: ChangeEvent[]) => void,
+  other: (event: Exclude<SessionEvent, { type: "change" }>) => void,
+): void {
+  let run: ChangeEvent[] = [];
+  let bytes = 0;
   for (const event of events) {
-    if (event.type === "change") {
-      batch.push(event.change);
+    if (event.type !== "change") {
+      if (run.length > 0) batch(run);
+      run = [];
+      bytes = 0;
+      other(event);
       continue;
     }
-    if (batch.length > 0) {
-      out.push(shapes.changes(batch));
-      batch = [];
+    const size = sizeOf(event.change);
+    if (run.length > 0 && bytes + size > budget) {
+      batch(run);
+      run = [];
+      bytes = 0;
     }
-    const message = shapes.other(event);
-    if (message !== undefined) out.push(message);
+    run.push(event.change);
+    bytes += size;
   }
-  if (batch.length > 0) out.push(shapes.changes(batch));
+  if (run.length > 0) batch(run);
+}
+
+/** A change's bytes in a batch, near enough: its value, its name, its numbers and tags. */
+function sizeOf(change: ChangeEvent): number {
+  return change.data.length + change.variableName.length * 3 + 32;
+}
+
+/** Session events → stream messages (through connect's pipeline). */
+function toResponses<T extends Message>(
+  events: SessionEvent[],
+  shapes: ResponseShapes<T>,
+  budget: number,
+): T[] {
+  const out: T[] = [];
+  inMessages(
+    events,
+    budget,
+    (changes) => out.push(shapes.changes(changes)),
+    (event) => {
+      const message = shapes.other(event);
+      if (message !== undefined) out.push(message);
+    },
+  );
   return out;
 }
 
@@ -273,30 +310,38 @@ function command(session: WatchSession, request: WatchRequest): Promise<void> | 
  * Session events as envelopes of the call's messages, all of one take in
  * one buffer: one write to the HTTP/2 stream per turn.
  */
-function toEnvelopes<T extends Message>(events: SessionEvent[], shapes: ResponseShapes<T>): Buffer {
+function toEnvelopes<T extends Message>(
+  events: SessionEvent[],
+  shapes: ResponseShapes<T>,
+  budget: number,
+): Buffer {
   const parts: Uint8Array[] = [];
-  let batch: ChangeEvent[] = [];
-  for (const event of events) {
-    if (event.type === "change") {
-      batch.push(event.change);
-      continue;
-    }
-    if (batch.length > 0) {
-      parts.push(changeBatchEnvelope(shapes.changesField, batch));
-      batch = [];
-    }
-    const byHand = shapes.otherEnvelope?.(event);
-    if (byHand !== undefined) {
-      parts.push(byHand);
-      continue;
-    }
-    const message = shapes.other(event);
-    if (message !== undefined) parts.push(envelope(toBinary(shapes.schema, message)));
-  }
-  if (batch.length > 0) parts.push(changeBatchEnvelope(shapes.changesField, batch));
+  inMessages(
+    events,
+    budget,
+    (changes) => parts.push(changeBatchEnvelope(shapes.changesField, changes)),
+    (event) => {
+      const byHand = shapes.otherEnvelope?.(event);
+      if (byHand !== undefined) {
+        parts.push(byHand);
+        return;
+      }
+      const message = shapes.other(event);
+      if (message !== undefined) parts.push(envelope(toBinary(shapes.schema, message)));
+    },
+  );
   if (parts.length !== 1) return Buffer.concat(parts);
   const only = parts[0] as Uint8Array;
   return Buffer.from(only.buffer, only.byteOffset, only.byteLength);
+}
+
+/** How a call's responses are made and sent. */
+interface ResponseRoute<T extends Message> {
+  shapes: ResponseShapes<T>;
+  /** Bytes of changes in one message at most (see inMessages). */
+  budget: number;
+  /** HTTP/2 with protobuf: the stream the handler writes envelopes to itself. */
+  stream: ServerHttp2Stream | undefined;
 }
 
 /**
@@ -315,9 +360,8 @@ function toEnvelopes<T extends Message>(events: SessionEvent[], shapes: Response
 function sessionResponses<T extends Message>(
   session: WatchSession,
   context: HandlerContext,
-  shapes: ResponseShapes<T>,
+  { shapes, budget, stream }: ResponseRoute<T>,
   onEnd: () => void,
-  stream?: ServerHttp2Stream,
 ): AsyncIterable<T> {
   let queued: (T | undefined)[] = [];
   let next = 0;
@@ -374,7 +418,7 @@ function sessionResponses<T extends Message>(
       if (stream.destroyed) continue; // the abort closes the session
       // Full buffers (a subscriber not reading): nothing more is taken, so
       // the session coalesces what it holds, as with any slow consumer.
-      if (!stream.write(toEnvelopes(events, shapes))) await drained(stream);
+      if (!stream.write(toEnvelopes(events, shapes, budget))) await drained(stream);
     }
   };
 
@@ -384,7 +428,7 @@ function sessionResponses<T extends Message>(
       while (next === queued.length) {
         const events = await nextEvents();
         if (events === undefined) return done();
-        queued = toResponses(events, shapes);
+        queued = toResponses(events, shapes, budget);
         next = 0;
       }
       const value = queued[next] as T;
@@ -427,6 +471,8 @@ function isBinary(context: HandlerContext): boolean {
 
 export interface WatchHandlerOptions {
   limits?: WatchSessionOptions;
+  /** The server's message size limit: change batches are split to stay within it. */
+  maxMessageBytes: number;
   /** Sessions that are open, so that shutdown can end them. */
   sessions: Set<WatchSession>;
 }
@@ -443,17 +489,25 @@ export function createWatchServiceHandlers(
     });
     return session;
   };
+  const route = <T extends Message>(
+    context: HandlerContext,
+    bytes: ResponseShapes<T>,
+    messages: ResponseShapes<T>,
+  ): ResponseRoute<T> => {
+    const binary = isBinary(context);
+    return {
+      shapes: binary ? bytes : messages,
+      // JSON spells values in base64 and names every field.
+      budget: binary ? options.maxMessageBytes - 1024 : options.maxMessageBytes / 2,
+      stream: binary ? context.values.get(http2StreamKey) : undefined,
+    };
+  };
   return {
     watch(requests, context) {
       const session = open(context);
       void readCommands(session, requests);
-      const binary = isBinary(context);
-      return sessionResponses(
-        session,
-        context,
-        binary ? watchBytes : watchMessages,
-        () => options.sessions.delete(session),
-        binary ? context.values.get(http2StreamKey) : undefined,
+      return sessionResponses(session, context, route(context, watchBytes, watchMessages), () =>
+        options.sessions.delete(session),
       );
     },
     subscribe(request, context) {
@@ -470,13 +524,11 @@ export function createWatchServiceHandlers(
         options.sessions.delete(session);
         throw error;
       }
-      const binary = isBinary(context);
       return sessionResponses(
         session,
         context,
-        binary ? subscribeBytes : subscribeMessages,
+        route(context, subscribeBytes, subscribeMessages),
         () => options.sessions.delete(session),
-        binary ? context.values.get(http2StreamKey) : undefined,
       );
     },
   };

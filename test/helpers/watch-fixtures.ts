@@ -620,6 +620,8 @@ export interface RawStatus {
 export class RawGrpcWatch {
   readonly responses: WatchResponse[] = [];
   readonly changes: Change[] = [];
+  /** Each response message's length on the wire, in order. */
+  readonly messageSizes: number[] = [];
   readonly #session: ClientHttp2Session;
   readonly #stream: ClientHttp2Stream;
   #buffered = Buffer.alloc(0);
@@ -661,6 +663,7 @@ export class RawGrpcWatch {
         const length = this.#buffered.readUInt32BE(1);
         if (this.#buffered.length < 5 + length) break;
         const response = fromBinary(WatchResponseSchema, this.#buffered.subarray(5, 5 + length));
+        this.messageSizes.push(length);
         this.#buffered = this.#buffered.subarray(5 + length);
         this.responses.push(response);
         if (response.event.case === "changes") this.changes.push(...response.event.value.changes);
