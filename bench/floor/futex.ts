@@ -2,9 +2,11 @@
  * Floor: waking a process that really sleeps, in C with raw futex calls
  * (bench/floor/futex_pingpong.c, built at run time with `cc -O2`).
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { buildCProgram } from "../lib/c-program.js";
 
 const SOURCE = fileURLToPath(new URL("./futex_pingpong.c", import.meta.url));
 
@@ -19,14 +21,8 @@ export class FutexFloor {
    * cannot be built here (no `cc`, not Linux), so the caller can skip it.
    */
   static build(workDir: string): FutexFloor | { skipped: string } {
-    if (process.platform !== "linux") return { skipped: "the futex floor is Linux-only" };
-    const binary = join(workDir, "futex_pingpong");
-    const result = spawnSync("cc", ["-O2", "-Wall", "-o", binary, SOURCE], { encoding: "utf8" });
-    if (result.error !== undefined) {
-      return { skipped: `no C compiler (cc): ${result.error.message}` };
-    }
-    if (result.status !== 0) return { skipped: `cc failed: ${result.stderr.trim()}` };
-    return new FutexFloor(binary, workDir);
+    const binary = buildCProgram(SOURCE, workDir, "futex_pingpong");
+    return typeof binary === "string" ? new FutexFloor(binary, workDir) : binary;
   }
 
   /**

@@ -72,11 +72,8 @@ export class BenchChild {
   }
 
   /** Kills the child if it still runs and waits until it is gone (bounded). */
-  async stop(): Promise<void> {
-    if (this.#exit !== undefined) return;
-    const gone = new Promise<void>((resolve) => this.#process.once("exit", () => resolve()));
-    this.#process.kill("SIGKILL");
-    await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+  stop(): Promise<void> {
+    return this.#exit === undefined ? killAndWait(this.#process) : Promise.resolve();
   }
 
   #wakeWaiting(): void {
@@ -122,4 +119,11 @@ function reportFailure(error: unknown): void {
     process.exit(1);
   }
   process.send({ type: "error", message }, () => process.exit(1));
+}
+
+/** Kills a child process that still runs and waits until it is gone (at most 5 s). */
+export async function killAndWait(child: ChildProcess): Promise<void> {
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGKILL");
+  await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5_000))]);
 }

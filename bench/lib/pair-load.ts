@@ -6,9 +6,8 @@
  * CreateService + DeleteService pair names a service never used before —
  * what h2load, which repeats one body, cannot do.
  */
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildCProgram } from "./c-program.js";
 import { type UnaryCall, runBounded } from "./unary-load.js";
 
 const SOURCE = fileURLToPath(new URL("../load/connect_pairs.c", import.meta.url));
@@ -54,16 +53,8 @@ export class PairLoad {
    * Returns a reason instead when it cannot be built here.
    */
   static build(workDir: string, cpu: number | undefined): PairLoad | { skipped: string } {
-    if (process.platform !== "linux") return { skipped: "the C pair generator is Linux-only" };
-    const binary = join(workDir, "connect_pairs");
-    const result = spawnSync("cc", ["-O2", "-Wall", "-pthread", "-o", binary, SOURCE], {
-      encoding: "utf8",
-    });
-    if (result.error !== undefined) {
-      return { skipped: `no C compiler (cc): ${result.error.message}` };
-    }
-    if (result.status !== 0) return { skipped: `cc failed: ${result.stderr.trim()}` };
-    return new PairLoad(binary, cpu);
+    const binary = buildCProgram(SOURCE, workDir, "connect_pairs", ["-pthread"]);
+    return typeof binary === "string" ? new PairLoad(binary, cpu) : binary;
   }
 
   async run(spec: PairSpec): Promise<PairResult> {

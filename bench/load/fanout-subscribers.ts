@@ -6,13 +6,13 @@
  * suite's cases run on either. Every wait is bounded; `stop()` kills what
  * still runs, by pid.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type MessageInitShape, create, toBinary } from "@bufbuild/protobuf";
 import { WatchRequestSchema } from "../../gen/commy/v1/watch_pb.js";
-import type { Message } from "../lib/child.js";
+import { buildCProgram } from "../lib/c-program.js";
+import { type Message, killAndWait } from "../lib/child.js";
 import { grpcFrame } from "../lib/grpc-frame-stream.js";
 import {
   type Collected,
@@ -38,16 +38,8 @@ export class CSubscriberFleet implements Subscribers {
    * cannot be built here (no `cc`, not Linux), so the caller can fall back.
    */
   static build(workDir: string): CSubscriberFleet | { skipped: string } {
-    if (process.platform !== "linux") return { skipped: "the C subscribers are Linux-only" };
-    const binary = join(workDir, "fanout-subscriber");
-    const result = spawnSync("cc", ["-O2", "-Wall", "-Wextra", "-o", binary, SOURCE], {
-      encoding: "utf8",
-    });
-    if (result.error !== undefined) {
-      return { skipped: `no C compiler (cc): ${result.error.message}` };
-    }
-    if (result.status !== 0) return { skipped: `cc failed: ${result.stderr.trim()}` };
-    return new CSubscriberFleet(binary);
+    const binary = buildCProgram(SOURCE, workDir, "fanout-subscriber", ["-Wextra"]);
+    return typeof binary === "string" ? new CSubscriberFleet(binary) : binary;
   }
 
   async open(group: string, spec: GroupSpec, connections: number): Promise<void> {
@@ -192,10 +184,7 @@ class FanoutProcess {
   }
 
   /** Ends the program if it still runs and waits until it is gone (bounded). */
-  async stop(): Promise<void> {
-    if (this.#exit !== undefined) return;
-    const gone = new Promise<void>((resolve) => this.#process.once("exit", () => resolve()));
-    this.#process.kill("SIGKILL");
-    await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+  stop(): Promise<void> {
+    return this.#exit === undefined ? killAndWait(this.#process) : Promise.resolve();
   }
 }
