@@ -29,11 +29,14 @@ export interface ChangeListener {
 }
 
 /**
- * Bytes of values a feed keeps between two dispatches. Values read during a
- * dispatch are shared by all its listeners whatever their size; past this,
- * they are let go at its end.
+ * Bytes of reads a feed keeps from one dispatch to the next (values and
+ * their entries). Values read during a dispatch are shared by all its
+ * listeners whatever their size; past this, they are let go at its end.
  */
 const KEPT_VALUE_BYTES = 256 * 1024;
+
+/** What a kept read costs besides its value, near enough: so that many empty values are bounded too. */
+const ENTRY_BYTES = 64;
 
 interface Feed {
   file: OwnedServiceFile;
@@ -123,7 +126,7 @@ export class ChangeFeed {
     // the others are still current, and listeners that are behind read them.
     for (const change of latest) {
       if (!feed.values.has(change.name)) continue;
-      feed.valueBytes -= feed.values.get(change.name)?.data.length ?? 0;
+      feed.valueBytes -= keptBytes(feed.values.get(change.name));
       feed.values.delete(change.name);
     }
     const read: ValueReader = (name) => readShared(feed, name);
@@ -165,8 +168,12 @@ function readShared(feed: Feed, name: string): SharedValue | undefined {
   if (feed.values.has(name)) return feed.values.get(name);
   const value = shareable(readQuietly(feed.file, name));
   feed.values.set(name, value);
-  feed.valueBytes += value?.data.length ?? 0;
+  feed.valueBytes += keptBytes(value);
   return value;
+}
+
+function keptBytes(value: SharedValue | undefined): number {
+  return (value?.data.length ?? 0) + ENTRY_BYTES;
 }
 
 function shareable(value: VersionedValue | undefined): SharedValue | undefined {
