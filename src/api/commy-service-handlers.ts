@@ -7,9 +7,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { CommyService } from "../../gen/commy/v1/commy_service_pb.js";
 import { ServiceSchema, TenantSchema, VariableSchema } from "../../gen/commy/v1/resources_pb.js";
-import type { Caller } from "../core/caller.js";
 import type { CommyCore, VariableInfo } from "../core/commy-core.js";
-import { CommyError } from "../core/commy-error.js";
 import type { ServiceRecord, TenantRecord } from "../store/control-store.js";
 import { callerOf } from "./caller-context.js";
 import { versionFromWire } from "./wire-versions.js";
@@ -90,36 +88,8 @@ export function createCommyServiceHandlers(core: CommyCore): ServiceImpl<typeof 
       variables: core.listVariables(callerOf(ctx), req).map(toVariable),
     }),
     getServiceFile: (req, ctx) => {
-      const caller = callerOf(ctx);
-      // The core checks authenticated → permitted → exists first, so a
-      // remote caller learns nothing it could not learn by reading.
-      const file = core.serviceFile(caller, req);
-      if (!isLoopbackPeer(caller)) {
-        throw new CommyError(
-          "PERMISSION_DENIED",
-          "service files are only handed to clients on the server's machine",
-        );
-      }
+      const file = core.serviceFile(callerOf(ctx), req);
       return { serviceId: file.serviceId, path: file.path, size: BigInt(file.size) };
     },
   };
-}
-
-/**
- * Internal: whether the call came over a loopback address (127.0.0.0/8,
- * ::1, or either mapped into IPv6). A path in the server's file system
- * means nothing to a process on another machine; an unknown address is
- * treated as remote.
- */
-export function isLoopbackPeer(caller: Caller): boolean {
-  const address = caller.clientAddress;
-  if (address === undefined) return false;
-  // "host:port", where host may itself contain colons (IPv6).
-  const host = address.slice(0, Math.max(0, address.lastIndexOf(":")));
-  return (
-    host === "::1" ||
-    host.startsWith("127.") ||
-    host.startsWith("::ffff:127.") ||
-    host === "::ffff:7f00:1"
-  );
 }

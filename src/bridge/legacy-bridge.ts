@@ -85,7 +85,6 @@ export function createLegacyBridge(deps: LegacyBridgeDependencies): LegacyBridge
     const log = deps.log.child({ ws: nextId++, client: address });
     const peer: LegacyPeer = {
       address,
-      local: isLoopback(request.socket.remoteAddress),
       send: (text) => ws.send(text),
       drained: () =>
         socket.writableNeedDrain
@@ -221,9 +220,4 @@ function rawText(data: Buffer | ArrayBuffer | Buffer[]): string {
   if (Buffer.isBuffer(data)) return data.toString("utf8");
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
   return Buffer.from(data).toString("utf8");
-}
-
-function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
 }

@@ -27,10 +27,8 @@ import {
 
 /** Where replies go: the transport's side of a connection. */
 export interface LegacyPeer {
-  /** "ip:port", for the audit log. */
+  /** "ip:port": for the audit log, and whether it is on the server's machine. */
   readonly address: string;
-  /** True for a client on the server's machine (it may map service files). */
-  readonly local: boolean;
   send(text: string): void;
   /** Resolves once what was sent is on its way (undefined when nothing waits). */
   drained(): Promise<void> | undefined;
@@ -287,9 +285,7 @@ export class LegacyConnection {
     caller: Caller,
     record: { serviceId: string; serviceName: string; tenantId: string },
   ): ServerMessage {
-    const filePath = this.#peer.local
-      ? this.#deps.core.serviceFilePathIfReadable(caller, record)
-      : undefined;
+    const filePath = this.#deps.core.serviceFilePathIfReadable(caller, record);
     return {
       type: "Service",
       data: {
@@ -303,12 +299,6 @@ export class LegacyConnection {
 
   #serviceFilePath(message: ServiceRef): ServerMessage {
     const file = this.#deps.core.serviceFile(this.#callerIn(message.tenantId), message);
-    if (!this.#peer.local) {
-      throw new CommyError(
-        "PERMISSION_DENIED",
-        "service files are only handed to clients on the server's machine",
-      );
-    }
     return {
       type: "ServiceFilePath",
       data: { service_id: file.serviceId, file_path: file.path, file_size: file.size },

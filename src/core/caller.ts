@@ -55,6 +55,25 @@ export interface Caller {
   credentialSignal?: AbortSignal;
 }
 
+/**
+ * Whether the caller is on the server's machine: it came over a loopback
+ * address (127.0.0.0/8, ::1, or either mapped into IPv6). A path in the
+ * server's file system means nothing to a process on another machine; an
+ * unknown address counts as remote.
+ */
+export function isOnServerMachine(caller: Caller): boolean {
+  const address = caller.clientAddress;
+  if (address === undefined) return false;
+  // "host:port", where host may itself contain colons (IPv6).
+  const host = address.slice(0, Math.max(0, address.lastIndexOf(":")));
+  return (
+    host === "::1" ||
+    host.startsWith("127.") ||
+    host.startsWith("::ffff:127.") ||
+    host === "::ffff:7f00:1"
+  );
+}
+
 /** The bootstrap administrator of the server. */
 export const SERVER_ADMIN: Principal = { id: "admin", serverAdmin: true, grants: [] };
 

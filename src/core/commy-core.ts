@@ -8,7 +8,7 @@ import type { OwnedServiceFile, VariableInfo } from "../shm/index.js";
 import type { ControlStore, Page, ServiceRecord, TenantRecord } from "../store/control-store.js";
 import { mayDoOnService, permits } from "./authorizer.js";
 import type { AuditLog } from "./audit-log.js";
-import type { Caller, Principal } from "./caller.js";
+import { type Caller, type Principal, isOnServerMachine } from "./caller.js";
 import { CommyError, alreadyExists, invalidRequest, notFound } from "./commy-error.js";
 import { describeInvalidName } from "./names.js";
 import type { ServiceFileRegistry } from "./service-file-registry.js";
@@ -414,17 +414,27 @@ export class CommyCore {
     this.#audit.authorize(caller, "variable.read", ref);
     validateServiceRef(ref);
     const { file, record } = this.#service(ref);
+    // After the usual checks, so that a remote caller learns nothing it
+    // could not learn by reading.
+    if (!isOnServerMachine(caller)) {
+      throw new CommyError(
+        "PERMISSION_DENIED",
+        "service files are only handed to clients on the server's machine",
+      );
+    }
     return { serviceId: record.serviceId, path: file.path, size: file.size };
   }
 
   /**
-   * The path of a service's file when the caller may read its variables,
-   * else undefined — quietly, without an audit event: it decorates replies
-   * to local clients, it is not a request of its own.
+   * The path of a service's file when the caller is on the server's
+   * machine and may read its variables, else undefined — quietly, without
+   * an audit event: it decorates replies to local clients, it is not a
+   * request of its own.
    */
   serviceFilePathIfReadable(caller: Caller, ref: ServiceRef): string | undefined {
     const principal = caller.principal;
     if (principal === undefined || !permits(principal, "variable.read", ref)) return undefined;
+    if (!isOnServerMachine(caller)) return undefined;
     return this.#services.get(ref.tenantId)?.get(ref.serviceName)?.file.path;
   }
 
