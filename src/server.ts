@@ -149,6 +149,8 @@ export async function startServer(
   });
 
   const watchSessions = new Set<WatchSession>();
+  /** Ends the bench EchoService's Listen streams at shutdown. */
+  const benchEchoStop = new AbortController();
   const health = new HealthMonitor(healthProbes(settings.dataDir, store, core));
   const served = [
     CommyService,
@@ -227,7 +229,9 @@ export async function startServer(
       router.service(Health, createHealthServiceHandlers(health, descriptors.serviceNames));
       router.service(ReflectionV1, createReflectionV1Handlers(descriptors));
       router.service(ReflectionV1alpha, createReflectionV1alphaHandlers(descriptors));
-      if (extras.benchEcho === true) router.service(EchoService, createEchoServiceHandlers());
+      if (extras.benchEcho === true) {
+        router.service(EchoService, createEchoServiceHandlers(benchEchoStop.signal));
+      }
     },
     // Plain HTTP for load balancers and scrapers: /healthz.
     fallback: createHttpEndpoints({ health, metrics }),
@@ -307,6 +311,7 @@ export async function startServer(
       health.shutdown();
       const shutdown = new CommyError("CONNECTION_LOST", "the server is shutting down");
       for (const session of watchSessions) session.close(shutdown);
+      benchEchoStop.abort();
       const bridgeClosed = bridge.close("the server is shutting down", SHUTDOWN_GRACE_MS);
       await new Promise<void>((resolve) => {
         listener.close(() => resolve());

@@ -3,12 +3,15 @@
  * connections to one loopback port, read by one thread with epoll, so that
  * the bench measures the server rather than a Node client sharing the
  * machine's two CPUs. The same program follows a Commy variable (a Watch
- * stream over a minimal HTTP/2 client, one connection each) or a Redis
- * channel (SUBSCRIBE, one connection each), so that the two peers are held
- * against each other with like clients.
+ * stream over a minimal HTTP/2 client, one connection each), the fan-out
+ * floor of Commy's server stack (a Listen stream of the bench
+ * EchoService, which Broadcast feeds) or a Redis channel (SUBSCRIBE, one
+ * connection each), so that Commy, its floor and its peer are held against
+ * each other with like clients.
  *
  *   COMMY_BENCH_TOKEN=<token> \
  *     fanout-subscriber commy <port> <connections> <authority> <request-hex>
+ *   COMMY_BENCH_TOKEN=<token> fanout-subscriber listen <port> <connections> <authority>
  *   fanout-subscriber redis <port> <connections> <channel>
  *
  * The bearer token comes in the environment, which unlike the command line
@@ -17,8 +20,8 @@
  * frames of WatchRequest (subscriptions, then a ping), encoded by the
  * bench, so that no protobuf encoder is needed here. A connection is ready
  * once the pong arrives (the server answers commands in order, each
- * subscription's reply before it) or, for Redis, the SUBSCRIBE
- * confirmation. Then the program prints "opened" and reads commands on
+ * subscription's reply before it), for Listen once its first (empty)
+ * message arrives, for Redis once the SUBSCRIBE confirmation does. Then the program prints "opened" and reads commands on
  * stdin, one a line, answering on stdout (stream-subscriber.ts's protocol):
  *
  *   arm <count>          → armed     (count 0: a throughput run, ended by END_SEQ)
@@ -102,7 +105,8 @@ struct conn {
   struct tally tally;
 };
 
-static int commy_mode;
+/* What the connections follow: a Watch stream, a Listen stream (HTTP/2 both) or a Redis channel. */
+static enum { FOLLOW_WATCH, FOLLOW_LISTEN, FOLLOW_REDIS } follow;
 static struct conn *conns;
 static int conn_count;
 static int epoll_fd;
@@ -312,6 +316,20 @@ static void on_watch_response(struct conn *c, const unsigned char *p, size_t len
   }
 }
 
+/* ListenResponse: payload = 1; the first message, empty, says the stream listens. */
+static void on_listen_response(struct conn *c, const unsigned char *p, size_t length) {
+  const unsigned char *end = p + length;
+  struct field f;
+  int64_t now = now_ns();
+  while (next_field(&p, end, &f)) {
+    if (f.number == 1 && f.wire == 2 && f.length > 0) {
+      tally_record(&c->tally, f.bytes, f.length, 0, now);
+      return;
+    }
+  }
+  c->ready = 1;
+}
+
 /* ---- HTTP/2 ---- */
 
 static void put_frame_header(unsigned char *p, uint32_t length, int type, int flags,
@@ -366,9 +384,11 @@ static size_t put_header(unsigned char *p, const char *name, const char *value) 
   return n + value_length;
 }
 
-/* The preface, SETTINGS, a wide-open window, the request's HEADERS and its first DATA. */
-static void open_watch(struct conn *c, const char *authority, const char *token,
-                       const unsigned char *request, size_t request_length) {
+/* The preface, SETTINGS, a wide-open window, the request's HEADERS and its first DATA
+ * (the last when `end_stream`). */
+static void open_stream(struct conn *c, const char *authority, const char *token,
+                        const char *path, const unsigned char *request, size_t request_length,
+                        int end_stream) {
   static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   send_all(c, preface, sizeof preface - 1);
   /* ENABLE_PUSH = 0, INITIAL_WINDOW_SIZE = 2^31 - 1: the server never waits for us. */
@@ -394,7 +414,7 @@ static void open_watch(struct conn *c, const char *authority, const char *token,
   size_t n = 9;
   n += put_header(headers + n, ":method", "POST");
   n += put_header(headers + n, ":scheme", "http");
-  n += put_header(headers + n, ":path", "/commy.v1.WatchService/Watch");
+  n += put_header(headers + n, ":path", path);
   n += put_header(headers + n, ":authority", authority);
   n += put_header(headers + n, "content-type", "application/grpc+proto");
   n += put_header(headers + n, "te", "trailers");
@@ -403,7 +423,8 @@ static void open_watch(struct conn *c, const char *authority, const char *token,
   send_all(c, headers, n);
 
   unsigned char data_header[9];
-  put_frame_header(data_header, (uint32_t)request_length, H2_DATA, 0, STREAM_ID);
+  put_frame_header(data_header, (uint32_t)request_length, H2_DATA,
+                   end_stream ? FLAG_END_STREAM : 0, STREAM_ID);
   send_all(c, data_header, sizeof data_header);
   send_all(c, request, request_length);
 }
@@ -437,7 +458,11 @@ static void on_grpc_bytes(struct conn *c, const unsigned char *p, size_t length)
       return;
     }
     if (c->grpc_len - at < 5 + (size_t)size) break;
-    on_watch_response(c, m + 5, size);
+    if (follow == FOLLOW_LISTEN) {
+      on_listen_response(c, m + 5, size);
+    } else {
+      on_watch_response(c, m + 5, size);
+    }
     at += 5 + (size_t)size;
   }
   memmove(c->grpc, c->grpc + at, c->grpc_len - at);
@@ -604,7 +629,8 @@ static void read_conn(struct conn *c) {
     size_t room = IN_CAPACITY - c->in_len;
     c->in_len += (size_t)n;
     size_t used =
-        commy_mode ? on_h2_bytes(c, c->in, c->in_len) : on_resp_bytes(c, c->in, c->in_len);
+        follow != FOLLOW_REDIS ? on_h2_bytes(c, c->in, c->in_len)
+                               : on_resp_bytes(c, c->in, c->in_len);
     if (c->fd < 0) return;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
@@ -788,17 +814,27 @@ static unsigned char *from_hex(const char *hex, size_t *length) {
 
 static void usage(void) {
   fail("usage: COMMY_BENCH_TOKEN=<token> fanout-subscriber commy <port> <connections> "
-       "<authority> <request-hex> | fanout-subscriber redis <port> <connections> <channel>");
+       "<authority> <request-hex> | COMMY_BENCH_TOKEN=<token> fanout-subscriber listen <port> "
+       "<connections> <authority> | fanout-subscriber redis <port> <connections> <channel>");
 }
 
 int main(int argc, char **argv) {
   /* The bench may die without closing stdin first: go with it. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (argc < 5) usage();
-  commy_mode = strcmp(argv[1], "commy") == 0;
-  if (!commy_mode && strcmp(argv[1], "redis") != 0) usage();
+  if (strcmp(argv[1], "commy") == 0) {
+    follow = FOLLOW_WATCH;
+  } else if (strcmp(argv[1], "listen") == 0) {
+    follow = FOLLOW_LISTEN;
+  } else if (strcmp(argv[1], "redis") == 0) {
+    follow = FOLLOW_REDIS;
+  } else {
+    usage();
+  }
   const char *token = getenv("COMMY_BENCH_TOKEN");
-  if (commy_mode ? argc != 6 || token == NULL : argc != 5) usage();
+  int over_h2 = follow != FOLLOW_REDIS;
+  if (follow == FOLLOW_WATCH ? argc != 6 : argc != 5) usage();
+  if (over_h2 && token == NULL) usage();
   int port = atoi(argv[2]);
   conn_count = atoi(argv[3]);
   if (port <= 0 || port > 65535 || conn_count <= 0 || conn_count > MAX_CONNECTIONS) usage();
@@ -808,10 +844,10 @@ int main(int argc, char **argv) {
   conns = calloc((size_t)conn_count, sizeof *conns);
   if (conns == NULL) fail("out of memory");
   size_t request_length = 0;
-  unsigned char *request = commy_mode ? from_hex(argv[5], &request_length) : NULL;
-  /* One DATA frame of the default maximum size, and header fields that fit open_watch's buffer. */
-  if (commy_mode && request_length > 16384) fail("the requests do not fit one DATA frame");
-  if (commy_mode && (strlen(argv[4]) > 255 || strlen(token) > 511)) {
+  unsigned char *request = follow == FOLLOW_WATCH ? from_hex(argv[5], &request_length) : NULL;
+  /* One DATA frame of the default maximum size, and header fields that fit open_stream's buffer. */
+  if (request_length > 16384) fail("the requests do not fit one DATA frame");
+  if (over_h2 && (strlen(argv[4]) > 255 || strlen(token) > 511)) {
     fail("authority or token too long");
   }
   for (int i = 0; i < conn_count; i++) {
@@ -821,8 +857,13 @@ int main(int argc, char **argv) {
     if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &event) != 0) {
       fail("epoll_ctl: %s", strerror(errno));
     }
-    if (commy_mode) {
-      open_watch(c, argv[4], token, request, request_length);
+    if (follow == FOLLOW_WATCH) {
+      open_stream(c, argv[4], token, "/commy.v1.WatchService/Watch", request, request_length, 0);
+    } else if (follow == FOLLOW_LISTEN) {
+      /* One empty ListenRequest, and the request stream ends. */
+      static const unsigned char listen_request[5] = {0};
+      open_stream(c, argv[4], token, "/commy.bench.v1.EchoService/Listen", listen_request,
+                  sizeof listen_request, 1);
     } else {
       char subscribe[600];
       int n = snprintf(subscribe, sizeof subscribe, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n",

@@ -1,7 +1,7 @@
 /**
  * The subscriber fleet in C (fanout-subscriber.c, built at run time with
  * `cc -O2`): one process per group, one epoll thread holding all of the
- * group's connections, for Commy and Redis alike. It answers the same
+ * group's connections, for Commy, its fan-out floor and Redis alike. It answers the same
  * questions as the Node subscribers (stream-fleet.ts), so the stream
  * suite's cases run on either. Every wait is bounded; `stop()` kills what
  * still runs, by pid.
@@ -28,6 +28,13 @@ const ANSWER_MS = 60_000;
 
 type WatchRequestInit = MessageInitShape<typeof WatchRequestSchema>;
 
+/** Listen streams of the bench EchoService: the fan-out floor (the C fleet alone follows them). */
+export interface ListenSpec {
+  kind: "listen";
+  url: string;
+  token: string;
+}
+
 export class CSubscriberFleet implements Subscribers {
   readonly #groups = new Map<string, FanoutProcess>();
 
@@ -42,9 +49,9 @@ export class CSubscriberFleet implements Subscribers {
     return typeof binary === "string" ? new CSubscriberFleet(binary) : binary;
   }
 
-  async open(group: string, spec: GroupSpec, connections: number): Promise<void> {
+  async open(group: string, spec: GroupSpec | ListenSpec, connections: number): Promise<void> {
     if (this.#groups.has(group)) throw new Error(`group ${group} is open already`);
-    const token = spec.kind === "commy" ? spec.token : "";
+    const token = spec.kind === "redis" ? "" : spec.token;
     const child = new FanoutProcess(this.binary, argumentsFor(spec, connections), token);
     this.#groups.set(group, child);
     try {
@@ -92,9 +99,10 @@ export class CSubscriberFleet implements Subscribers {
 }
 
 /** The program's command line for one group (a Commy token goes in the environment). */
-function argumentsFor(spec: GroupSpec, connections: number): string[] {
+function argumentsFor(spec: GroupSpec | ListenSpec, connections: number): string[] {
   if (spec.kind === "redis") return ["redis", String(spec.port), String(connections), spec.channel];
   const url = new URL(spec.url);
+  if (spec.kind === "listen") return ["listen", url.port, String(connections), url.host];
   return ["commy", url.port, String(connections), url.host, watchRequests(spec).toString("hex")];
 }
 

@@ -286,6 +286,7 @@ export type TargetSpec =
     }
   | { kind: "redis"; port: number; channel: string }
   | { kind: "echo"; url: string; token: string; connections: number }
+  | { kind: "broadcast"; url: string; token: string }
   | { kind: "local"; path: string; variables: readonly string[] };
 
 /** The writer process. */

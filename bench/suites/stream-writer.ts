@@ -8,6 +8,8 @@
  *   redis        PUBLISH on one connection
  *   echo         EchoStream messages on N connections: the transport floor;
  *                the writer itself receives the echo and notes the round trip
+ *   broadcast    Broadcast messages of the bench EchoService (one HTTP/2
+ *                connection): the fan-out floor, which Listen streams receive
  *   local        writes into the mapped service file (ServiceFile.open), as a
  *                local process does
  *
@@ -23,8 +25,12 @@
  * write that is due): writes keep their average rate, and each is stamped
  * as it is sent.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { EchoStreamRequestSchema } from "../../gen/commy/bench/v1/echo_pb.js";
+import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import {
+  BroadcastRequestSchema,
+  BroadcastResponseSchema,
+  type EchoStreamRequestSchema,
+} from "../../gen/commy/bench/v1/echo_pb.js";
 import { WatchRequestSchema, WatchResponseSchema } from "../../gen/commy/v1/watch_pb.js";
 import { AsyncQueue } from "../lib/async-queue.js";
 import { commyClients } from "../lib/commy-client.js";
@@ -108,42 +114,47 @@ class Answers {
 
 type EchoRequestInit = MessageInitShape<typeof EchoStreamRequestSchema>;
 
+/** A stream of the lean gRPC client whose messages are writes, answered one by one. */
+interface FrameStreamTarget<I extends DescMessage, O extends DescMessage> {
+  url: string;
+  token: string;
+  path: string;
+  request: I;
+  response: O;
+  /** The message of write `seq`. */
+  write(seq: number, stamp: bigint): MessageInitShape<I>;
+  /** The write a response answers and whether it failed, or undefined (not an answer). */
+  answerOf(
+    response: MessageShape<O>,
+    answered: number,
+  ): { seq: number; failed: boolean } | undefined;
+}
+
 /**
- * Write commands on a Watch stream, sent and read by the lean gRPC client
+ * Writes on one bidi stream, sent and read by the lean gRPC client
  * (bench/lib/grpc-frame-stream.ts) as the Redis writer pipelines PUBLISH:
  * what the writer costs is not what is measured.
  */
-function commyWatchTarget(message: Record<string, unknown>): Target {
+function frameStreamTarget<I extends DescMessage, O extends DescMessage>(
+  target: FrameStreamTarget<I, O>,
+): Target {
   const answers = new Answers();
-  const where = { tenantId: String(message.tenant), serviceName: String(message.service) };
-  const variables = message.variables as string[];
   const stream = new GrpcFrameStream({
-    baseUrl: String(message.url),
-    path: "/commy.v1.WatchService/Watch",
-    bearer: String(message.token),
-    request: WatchRequestSchema,
-    response: WatchResponseSchema,
+    baseUrl: target.url,
+    path: target.path,
+    bearer: target.token,
+    request: target.request,
+    response: target.response,
     onMessage: (response) => {
-      if (response.event.case !== "reply") return;
-      const reply = response.event.value;
-      answers.noteAnswer(Number(reply.requestId), reply.error !== undefined, nowNs());
+      const answer = target.answerOf(response, answers.answered);
+      if (answer !== undefined) answers.noteAnswer(answer.seq, answer.failed, nowNs());
     },
     onEnd: () => undefined, // unanswered writes count as errors
   });
   return {
     send: (seq, stamp) => {
       answers.noteSent(seq, stamp);
-      stream.send({
-        command: {
-          case: "write",
-          value: {
-            requestId: String(seq),
-            ...where,
-            variableName: variables[seq % variables.length] as string,
-            data: stampValue(new Uint8Array(VALUE_BYTES), seq, stamp),
-          },
-        },
-      });
+      stream.send(target.write(seq, stamp));
     },
     inFlight: () => answers.sent - answers.answered,
     answered: () => answers.wait(),
@@ -151,6 +162,53 @@ function commyWatchTarget(message: Record<string, unknown>): Target {
     finish: () => ({ errors: answers.errors, roundTrips: answers.roundTrips }),
     close: () => stream.close(),
   };
+}
+
+/** Write commands on a Watch stream. */
+function commyWatchTarget(message: Record<string, unknown>): Target {
+  const where = { tenantId: String(message.tenant), serviceName: String(message.service) };
+  const variables = message.variables as string[];
+  return frameStreamTarget({
+    url: String(message.url),
+    token: String(message.token),
+    path: "/commy.v1.WatchService/Watch",
+    request: WatchRequestSchema,
+    response: WatchResponseSchema,
+    write: (seq, stamp) => ({
+      command: {
+        case: "write" as const,
+        value: {
+          requestId: String(seq),
+          ...where,
+          variableName: variables[seq % variables.length] as string,
+          data: stampValue(new Uint8Array(VALUE_BYTES), seq, stamp),
+        },
+      },
+    }),
+    answerOf: (response) =>
+      response.event.case === "reply"
+        ? {
+            seq: Number(response.event.value.requestId),
+            failed: response.event.value.error !== undefined,
+          }
+        : undefined,
+  });
+}
+
+/**
+ * Broadcast messages of the bench EchoService: the fan-out floor, each
+ * written to every Listen stream and answered, in order, once it is.
+ */
+function broadcastTarget(message: Record<string, unknown>): Target {
+  return frameStreamTarget({
+    url: String(message.url),
+    token: String(message.token),
+    path: "/commy.bench.v1.EchoService/Broadcast",
+    request: BroadcastRequestSchema,
+    response: BroadcastResponseSchema,
+    write: (seq, stamp) => ({ payload: stampValue(new Uint8Array(VALUE_BYTES), seq, stamp) }),
+    answerOf: (_response, answered) => ({ seq: answered + 1, failed: false }),
+  });
 }
 
 /** WriteVariable calls on one HTTP/2 connection, each its own HTTP/2 stream. */
@@ -360,6 +418,8 @@ async function openTarget(message: Record<string, unknown>): Promise<Target> {
       return redisTarget(message);
     case "echo":
       return echoTarget(message);
+    case "broadcast":
+      return broadcastTarget(message);
     case "local":
       return localTarget(message);
     default:

@@ -208,10 +208,11 @@ function fanoutNote(built: CSubscriberFleet | { skipped: string }): string {
     );
   }
   return (
-    `fan-out subscribers (latency.commy.100, latency.redis.100, latency.commy.100.slow and ` +
-    "the throughput cases): bench/load/fanout-subscriber.c, one single-threaded epoll process " +
-    `per case holding all its connections, the same program for Commy (a minimal HTTP/2 + gRPC client) and ` +
-    "Redis (RESP), so that the server rather than a Node client is measured; the .node rows " +
+    `fan-out subscribers (latency.commy.100, latency.floor.fanout, latency.redis.100, ` +
+    "latency.commy.100.slow and the throughput cases): bench/load/fanout-subscriber.c, one " +
+    "single-threaded epoll process per case holding all its connections, the same program for " +
+    "Commy and its floor (a minimal HTTP/2 + gRPC client) and Redis (RESP), so that the server " +
+    "rather than a Node client is measured; the .node rows " +
     `are the same cases with the ${SUBSCRIBER_PROCESSES} Node subscriber processes`
   );
 }
@@ -438,6 +439,13 @@ async function openCases(
       await writer.open("redis-fanout", channel);
       cases.push(latencyCase("latency.redis.100", "redis-fanout", "redis-fanout"));
     }
+    if (fleets.c !== undefined) {
+      // The fan-out floor, which only the C fleet follows.
+      holders.set("floor-fanout", fleets.c);
+      await fleets.c.open("floor-fanout", { kind: "listen", url, token }, FANOUT);
+      await writer.open("floor-fanout", { kind: "broadcast", url, token });
+      cases.push(latencyCase("latency.floor.fanout", "floor-fanout", "floor-fanout"));
+    }
     await open(fanoutFleet, "fanout", commy("fanout"), FANOUT);
     await writer.open("commy-fanout", commyWriter("fanout"));
     cases.push(latencyCase("latency.commy.100", "fanout", "commy-fanout"));
@@ -452,6 +460,29 @@ async function openCases(
       await open(fleet, "fanout-node", commy("fanout-node"), FANOUT);
       await writer.open("commy-fanout-node", commyWriter("fanout-node"));
       cases.push(latencyCase("latency.commy.100.node", "fanout-node", "commy-fanout-node"));
+    }
+    // The same three at a tenth of the rate, measured one after the other.
+    if (redis !== undefined) {
+      cases.push(
+        latencyCase(
+          "latency.redis.100.slow",
+          "redis-fanout",
+          "redis-fanout",
+          SLOW_RATE,
+          SLOW_WRITES,
+        ),
+      );
+    }
+    if (fleets.c !== undefined) {
+      cases.push(
+        latencyCase(
+          "latency.floor.fanout.slow",
+          "floor-fanout",
+          "floor-fanout",
+          SLOW_RATE,
+          SLOW_WRITES,
+        ),
+      );
     }
     cases.push(
       latencyCase("latency.commy.100.slow", "fanout", "commy-fanout", SLOW_RATE, SLOW_WRITES),
@@ -519,6 +550,8 @@ function latencyRun(
 /** How each case becomes a row. */
 interface Row {
   id: string;
+  /** The case whose runs the row shows, when not the one its id names. */
+  case?: string;
   label: string;
   unit: Unit;
   /** Which figure of a run: latency p50 (+p99), or a rate. */
@@ -553,6 +586,14 @@ const ROWS: Row[] = [
     against: { id: "latency.floor.echo", name: "echo" },
   },
   {
+    id: "latency.floor.fanout",
+    label: `floor: EchoService Broadcast → ${FANOUT} Listen streams on ${FANOUT} HTTP/2 connections, ${RATE}/s`,
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.redis.100", name: "Redis" },
+    note: "the same stack writing each message to every stream, with no Commy code in between",
+  },
+  {
     id: "latency.commy.100",
     label: `Commy: Watch write → ${FANOUT} subscribers on ${FANOUT} HTTP/2 connections, ${RATE} writes/s`,
     unit: "ms",
@@ -561,6 +602,14 @@ const ROWS: Row[] = [
     against: { id: "latency.redis.100", name: "Redis" },
     check: (metric, runs) =>
       metric.median <= 1 && (metric.p99 ?? Infinity) <= 5 && runs.every((r) => r.lost === 0),
+  },
+  {
+    id: "latency.commy.100.vs-floor",
+    case: "latency.commy.100",
+    label: "  … the same, held against the fan-out floor",
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.floor.fanout", name: "fan-out floor" },
   },
   {
     id: "latency.redis.100.node",
@@ -577,12 +626,34 @@ const ROWS: Row[] = [
     against: { id: "latency.redis.100.node", name: "Redis" },
   },
   {
+    id: "latency.redis.100.slow",
+    label: `Redis: the same ${FANOUT} subscribers at ${SLOW_RATE}/s`,
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.floor.echo", name: "echo" },
+  },
+  {
+    id: "latency.floor.fanout.slow",
+    label: `floor: the same ${FANOUT} Listen streams at ${SLOW_RATE}/s`,
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.redis.100.slow", name: "Redis" },
+  },
+  {
     id: "latency.commy.100.slow",
     label: `Commy: the same ${FANOUT} subscribers at ${SLOW_RATE} writes/s`,
     unit: "ms",
     figure: "latency",
-    against: { id: "latency.floor.echo", name: "echo" },
+    against: { id: "latency.redis.100.slow", name: "Redis" },
     note: "below the server's fan-out capacity: delivery, not queueing",
+  },
+  {
+    id: "latency.commy.100.slow.vs-floor",
+    case: "latency.commy.100.slow",
+    label: "  … the same, held against the fan-out floor",
+    unit: "ms",
+    figure: "latency",
+    against: { id: "latency.floor.fanout.slow", name: "fan-out floor" },
   },
   {
     id: "latency.local.1",
@@ -692,7 +763,7 @@ async function measureCases(
   }
   const metrics: Metric[] = [];
   for (const row of ROWS) {
-    const caseId = row.id.replace(/\.(covered|writes)$/, "");
+    const caseId = row.case ?? row.id.replace(/\.(covered|writes)$/, "");
     const caseRuns = runs.get(caseId);
     if (caseRuns === undefined) continue;
     const metric = rowMetric(row, caseRuns);

@@ -32,7 +32,7 @@ import {
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
 import { requestStreamError, toWireErrorCode } from "./connect-errors.js";
-import { http2StreamKey } from "./http2-stream-context.js";
+import { drained, envelopeStream, isBinary } from "./http2-stream-context.js";
 import {
   changeBatchEnvelope,
   changeBatchField,
@@ -451,24 +451,6 @@ function sessionResponses<T extends Message>(
 
 function ignore(): void {}
 
-/** Resolves once the stream can take more, or is gone. */
-function drained(stream: ServerHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const settle = (): void => {
-      stream.off("drain", settle);
-      stream.off("close", settle);
-      resolve();
-    };
-    stream.on("drain", settle);
-    stream.on("close", settle);
-  });
-}
-
-/** Over protobuf binary (not JSON) change batches can go as bytes. */
-function isBinary(context: HandlerContext): boolean {
-  return !/json/i.test(context.requestHeader.get("content-type") ?? "");
-}
-
 export interface WatchHandlerOptions {
   limits?: WatchSessionOptions;
   /** The server's message size limit: change batches are split to stay within it. */
@@ -499,7 +481,7 @@ export function createWatchServiceHandlers(
       shapes: binary ? bytes : messages,
       // JSON spells values in base64 and names every field.
       budget: binary ? options.maxMessageBytes - 1024 : options.maxMessageBytes / 2,
-      stream: binary ? context.values.get(http2StreamKey) : undefined,
+      stream: envelopeStream(context),
     };
   };
   return {

@@ -255,6 +255,8 @@ export interface TestServerOptions {
   /** An existing data directory, left in place on close; default: a fresh one, removed on close. */
   dataDir?: string;
   config?: TestServerConfig;
+  /** Mounts the bench EchoService (the benchmark floors). */
+  benchEcho?: boolean;
 }
 
 /** A Commy server running in this process, with clients bound to it. */
@@ -276,6 +278,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   try {
     server = await startServer(serverConfig(dataDir, options.config), {
       adminToken: TEST_ADMIN_TOKEN,
+      benchEcho: options.benchEcho,
     });
   } catch (error) {
     ownDir?.remove();

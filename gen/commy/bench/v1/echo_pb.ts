@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file commy/bench/v1/echo.proto.
  */
 export const file_commy_bench_v1_echo: GenFile = /*@__PURE__*/
-  fileDesc("Chljb21teS9iZW5jaC92MS9lY2hvLnByb3RvEg5jb21teS5iZW5jaC52MSIeCgtFY2hvUmVxdWVzdBIPCgdwYXlsb2FkGAEgASgMIh8KDEVjaG9SZXNwb25zZRIPCgdwYXlsb2FkGAEgASgMIiQKEUVjaG9TdHJlYW1SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiJQoSRWNob1N0cmVhbVJlc3BvbnNlEg8KB3BheWxvYWQYASABKAwyqQEKC0VjaG9TZXJ2aWNlEkEKBEVjaG8SGy5jb21teS5iZW5jaC52MS5FY2hvUmVxdWVzdBocLmNvbW15LmJlbmNoLnYxLkVjaG9SZXNwb25zZRJXCgpFY2hvU3RyZWFtEiEuY29tbXkuYmVuY2gudjEuRWNob1N0cmVhbVJlcXVlc3QaIi5jb21teS5iZW5jaC52MS5FY2hvU3RyZWFtUmVzcG9uc2UoATABYgZwcm90bzM");
+  fileDesc("Chljb21teS9iZW5jaC92MS9lY2hvLnByb3RvEg5jb21teS5iZW5jaC52MSIeCgtFY2hvUmVxdWVzdBIPCgdwYXlsb2FkGAEgASgMIh8KDEVjaG9SZXNwb25zZRIPCgdwYXlsb2FkGAEgASgMIiQKEUVjaG9TdHJlYW1SZXF1ZXN0Eg8KB3BheWxvYWQYASABKAwiJQoSRWNob1N0cmVhbVJlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiIwoQQnJvYWRjYXN0UmVxdWVzdBIPCgdwYXlsb2FkGAEgASgMIhMKEUJyb2FkY2FzdFJlc3BvbnNlIg8KDUxpc3RlblJlcXVlc3QiIQoOTGlzdGVuUmVzcG9uc2USDwoHcGF5bG9hZBgBIAEoDDLKAgoLRWNob1NlcnZpY2USQQoERWNobxIbLmNvbW15LmJlbmNoLnYxLkVjaG9SZXF1ZXN0GhwuY29tbXkuYmVuY2gudjEuRWNob1Jlc3BvbnNlElcKCkVjaG9TdHJlYW0SIS5jb21teS5iZW5jaC52MS5FY2hvU3RyZWFtUmVxdWVzdBoiLmNvbW15LmJlbmNoLnYxLkVjaG9TdHJlYW1SZXNwb25zZSgBMAESVAoJQnJvYWRjYXN0EiAuY29tbXkuYmVuY2gudjEuQnJvYWRjYXN0UmVxdWVzdBohLmNvbW15LmJlbmNoLnYxLkJyb2FkY2FzdFJlc3BvbnNlKAEwARJJCgZMaXN0ZW4SHS5jb21teS5iZW5jaC52MS5MaXN0ZW5SZXF1ZXN0Gh4uY29tbXkuYmVuY2gudjEuTGlzdGVuUmVzcG9uc2UwAWIGcHJvdG8z");
 
 /**
  * Request of EchoService.Echo.
@@ -97,6 +97,79 @@ export const EchoStreamResponseSchema: GenMessage<EchoStreamResponse> = /*@__PUR
   messageDesc(file_commy_bench_v1_echo, 3);
 
 /**
+ * One message of the EchoService.Broadcast request stream.
+ *
+ * @generated from message commy.bench.v1.BroadcastRequest
+ */
+export type BroadcastRequest = Message<"commy.bench.v1.BroadcastRequest"> & {
+  /**
+   * Bytes to send to every listener.
+   *
+   * @generated from field: bytes payload = 1;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message commy.bench.v1.BroadcastRequest.
+ * Use `create(BroadcastRequestSchema)` to create a new message.
+ */
+export const BroadcastRequestSchema: GenMessage<BroadcastRequest> = /*@__PURE__*/
+  messageDesc(file_commy_bench_v1_echo, 4);
+
+/**
+ * Answer to one message of the EchoService.Broadcast request stream, sent
+ * once its payload is written to every listener.
+ *
+ * @generated from message commy.bench.v1.BroadcastResponse
+ */
+export type BroadcastResponse = Message<"commy.bench.v1.BroadcastResponse"> & {
+};
+
+/**
+ * Describes the message commy.bench.v1.BroadcastResponse.
+ * Use `create(BroadcastResponseSchema)` to create a new message.
+ */
+export const BroadcastResponseSchema: GenMessage<BroadcastResponse> = /*@__PURE__*/
+  messageDesc(file_commy_bench_v1_echo, 5);
+
+/**
+ * Request of EchoService.Listen.
+ *
+ * @generated from message commy.bench.v1.ListenRequest
+ */
+export type ListenRequest = Message<"commy.bench.v1.ListenRequest"> & {
+};
+
+/**
+ * Describes the message commy.bench.v1.ListenRequest.
+ * Use `create(ListenRequestSchema)` to create a new message.
+ */
+export const ListenRequestSchema: GenMessage<ListenRequest> = /*@__PURE__*/
+  messageDesc(file_commy_bench_v1_echo, 6);
+
+/**
+ * One message of the EchoService.Listen response stream.
+ *
+ * @generated from message commy.bench.v1.ListenResponse
+ */
+export type ListenResponse = Message<"commy.bench.v1.ListenResponse"> & {
+  /**
+   * A payload that Broadcast sent (empty in the first message).
+   *
+   * @generated from field: bytes payload = 1;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message commy.bench.v1.ListenResponse.
+ * Use `create(ListenResponseSchema)` to create a new message.
+ */
+export const ListenResponseSchema: GenMessage<ListenResponse> = /*@__PURE__*/
+  messageDesc(file_commy_bench_v1_echo, 7);
+
+/**
  * EchoService is the benchmark floor: it does nothing but return what it
  * receives, so benchmarks can measure the cost of the transport (Connect,
  * gRPC, gRPC-Web, framing, serialization) apart from Commy's own work. It is
@@ -125,6 +198,29 @@ export const EchoService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof EchoStreamRequestSchema;
     output: typeof EchoStreamResponseSchema;
+  },
+  /**
+   * The fan-out floor: writes the payload of every message of the request
+   * stream to every Listen stream open on the server, then answers the
+   * message with an empty one.
+   *
+   * @generated from rpc commy.bench.v1.EchoService.Broadcast
+   */
+  broadcast: {
+    methodKind: "bidi_streaming";
+    input: typeof BroadcastRequestSchema;
+    output: typeof BroadcastResponseSchema;
+  },
+  /**
+   * Sends one message with an empty payload once the stream listens, then
+   * one message per payload that Broadcast sends.
+   *
+   * @generated from rpc commy.bench.v1.EchoService.Listen
+   */
+  listen: {
+    methodKind: "server_streaming";
+    input: typeof ListenRequestSchema;
+    output: typeof ListenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_commy_bench_v1_echo, 0);
