@@ -66,7 +66,6 @@ export class PairLoad {
       String(spec.connections),
       String(spec.pairs),
       String(spec.limitSeconds),
-      spec.first.headers.authorization ?? "",
       spec.first.path,
       Buffer.from(spec.first.body).toString("hex"),
       spec.second.path,
@@ -75,7 +74,9 @@ export class PairLoad {
       String(spec.counter?.width ?? 0),
     ];
     const command = this.cpu === undefined ? args : ["taskset", "-c", String(this.cpu), ...args];
-    const output = await runBounded(command, (spec.limitSeconds + 30) * 1000);
+    const output = await runBounded(command, (spec.limitSeconds + 30) * 1000, {
+      COMMY_BENCH_AUTHORIZATION: spec.first.headers.authorization ?? "",
+    });
     return parsePairOutput(output);
   }
 }

@@ -206,10 +206,15 @@ class H2load implements LoadGenerator {
 }
 
 /** Runs a command, killing it after `limitMs`; resolves with its stdout, rejects on failure. */
-export function runBounded(command: readonly string[], limitMs: number): Promise<string> {
+export function runBounded(
+  command: readonly string[],
+  limitMs: number,
+  env: Record<string, string> = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
     });
     let stdout = "";
     let stderr = "";

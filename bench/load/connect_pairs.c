@@ -9,8 +9,13 @@
  * worker thread, one call in flight on each. The server serves HTTP/1.1
  * on its HTTP/2 port (protocol sniffing), and HTTP/1.1 needs no library.
  *
- *   connect_pairs <host> <port> <connections> <pairs> <limit_s> <authorization>
- *                 <path1> <body1_hex> <path2> <body2_hex> <counter_offset> <counter_width>
+ *   COMMY_BENCH_AUTHORIZATION=<header value> \
+ *     connect_pairs <host> <port> <connections> <pairs> <limit_s>
+ *                   <path1> <body1_hex> <path2> <body2_hex> <counter_offset> <counter_width>
+ *
+ * The Authorization header's value comes in the environment, which unlike
+ * the command line only its owner can read (/proc/<pid>/environ); empty or
+ * unset sends none.
  *
  * Each pair takes the next pair number i, writes it as `counter_width`
  * decimal digits (zero-padded) at byte `counter_offset` of both bodies (a
@@ -208,14 +213,19 @@ static void *worker(void *argument) {
   unsigned char *bodies[2];
   char heads[2][1024];
   size_t head_lens[2];
+  char authorization_line[600] = "";
+  if (cfg.authorization[0] != '\0') {
+    snprintf(authorization_line, sizeof authorization_line, "authorization: %s\r\n",
+             cfg.authorization);
+  }
   for (int k = 0; k < 2; k++) {
     bodies[k] = malloc(cfg.calls[k].body_len + 1);
     memcpy(bodies[k], cfg.calls[k].body, cfg.calls[k].body_len);
     int n = snprintf(heads[k], sizeof heads[k],
                      "POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/proto\r\n"
-                     "connect-protocol-version: 1\r\nauthorization: %s\r\n"
+                     "connect-protocol-version: 1\r\n%s"
                      "content-length: %zu\r\n\r\n",
-                     cfg.calls[k].path, cfg.host_header, cfg.authorization,
+                     cfg.calls[k].path, cfg.host_header, authorization_line,
                      cfg.calls[k].body_len);
     if (n <= 0 || (size_t)n >= sizeof heads[k]) fail("request head too long", "");
     head_lens[k] = (size_t)n;
@@ -237,10 +247,11 @@ static void *worker(void *argument) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 13) {
+  if (argc != 12) {
     fprintf(stderr,
-            "usage: connect_pairs <host> <port> <connections> <pairs> <limit_s> <authorization>\n"
-            "       <path1> <body1_hex> <path2> <body2_hex> <counter_offset> <counter_width>\n");
+            "usage: COMMY_BENCH_AUTHORIZATION=<value> connect_pairs <host> <port> <connections>\n"
+            "       <pairs> <limit_s> <path1> <body1_hex> <path2> <body2_hex> <counter_offset>\n"
+            "       <counter_width>\n");
     return 2;
   }
   static char host_header[300];
@@ -252,13 +263,15 @@ int main(int argc, char **argv) {
   int connections = atoi(argv[3]);
   cfg.pairs = atol(argv[4]);
   cfg.limit_s = atof(argv[5]);
-  cfg.authorization = argv[6];
+  const char *authorization = getenv("COMMY_BENCH_AUTHORIZATION");
+  cfg.authorization = authorization == NULL ? "" : authorization;
+  if (strlen(cfg.authorization) > 500) fail("the authorization value is too long", "");
   for (int k = 0; k < 2; k++) {
-    cfg.calls[k].path = argv[7 + 2 * k];
-    cfg.calls[k].body = from_hex(argv[8 + 2 * k], &cfg.calls[k].body_len);
+    cfg.calls[k].path = argv[6 + 2 * k];
+    cfg.calls[k].body = from_hex(argv[7 + 2 * k], &cfg.calls[k].body_len);
   }
-  cfg.counter_offset = atol(argv[11]);
-  cfg.counter_width = atoi(argv[12]);
+  cfg.counter_offset = atol(argv[10]);
+  cfg.counter_width = atoi(argv[11]);
   if (connections < 1 || cfg.pairs < 1) fail("connections and pairs must be positive", "");
   for (int k = 0; k < 2 && cfg.counter_offset >= 0; k++) {
     if ((size_t)cfg.counter_offset + (size_t)cfg.counter_width > cfg.calls[k].body_len)
