@@ -137,6 +137,43 @@ describe("envelopes", () => {
     ).toEqual({ case: "changes", value: expected(changes) });
   });
 
+  it("a change alone is one envelope for every subscriber with its subscription id and no skip", () => {
+    const data = bytes("shared");
+    const source = { data: Buffer.from(data), version: 5, memo: undefined };
+    const change = (fields: Partial<ChangeEvent>) => [
+      event({ subscriptionId: 1, data, version: 5, source, ...fields }),
+    ];
+    const first = changeBatchEnvelope(2, change({}));
+    expect(changeBatchEnvelope(2, change({})), "the same subscription id: the same bytes").toBe(
+      first,
+    );
+    const cases = [
+      { fields: { subscriptionId: 2 }, field: 2, why: "another subscription id" },
+      { fields: { skipped: 3 }, field: 2, why: "a skip" },
+      { fields: {}, field: 1, why: "another response message (Subscribe)" },
+      { fields: { kind: "snapshot" as const }, field: 2, why: "a snapshot of the same read" },
+      {
+        fields: { subscriptionId: 2 ** 32 + 1 },
+        field: 2,
+        why: "an id past the shared key's range",
+      },
+    ];
+    for (const { fields, field, why } of cases) {
+      const changes = change(fields);
+      const bytes = changeBatchEnvelope(field, changes);
+      expect(bytes, why).not.toBe(first);
+      const schema = field === 2 ? WatchResponseSchema : SubscribeResponseSchema;
+      expect(fromBinary(schema, unwrap(bytes)).event, why).toEqual({
+        case: "changes",
+        value: expected(changes),
+      });
+    }
+    expect(fromBinary(WatchResponseSchema, unwrap(first)).event).toEqual({
+      case: "changes",
+      value: expected(change({})),
+    });
+  });
+
   it("okReplyEnvelope is the WatchResponse protobuf-es would send for a reply without error", () => {
     for (const [requestId, subscriptionId, version] of [
       ["w-1", 0, 7],

@@ -30,14 +30,35 @@ const TAG_BATCH_CHANGES = (1 << 3) | WireType.LengthDelimited;
 const utf8 = new TextEncoder();
 
 /**
- * The feed hands one read of a variable to every subscriber of a change,
- * and its `memo` keeps the encoding for all of them. Only updates share
- * it: a snapshot or a deletion is a read or an event of its own.
+ * The encodings of one shared read, kept in its `memo` for every
+ * subscriber of the change: the fields they all have, and the last whole
+ * envelope of a batch of this change alone, which is the same bytes for
+ * every subscriber with the same subscription id and nothing skipped (a
+ * client's first subscription is id 1 on each stream).
  */
-function sharedFields(change: ChangeEvent): Uint8Array {
+class ChangeEncodings {
+  envelope: Uint8Array | undefined;
+  /** What `envelope` was made for (see envelopeKey). */
+  envelopeKey = -1;
+  constructor(readonly fields: Uint8Array) {}
+}
+
+/**
+ * The feed hands one read of a variable to every subscriber of a change,
+ * and its `memo` keeps the encodings for all of them. Only updates share
+ * them: a snapshot or a deletion is a read or an event of its own.
+ */
+function encodings(change: ChangeEvent): ChangeEncodings | undefined {
   const source = change.source;
-  if (source === undefined || change.kind !== "update") return encodeSharedFields(change);
-  return (source.memo ??= encodeSharedFields(change));
+  if (source === undefined || change.kind !== "update") return undefined;
+  if (source.memo instanceof ChangeEncodings) return source.memo;
+  const memo = new ChangeEncodings(encodeSharedFields(change));
+  source.memo = memo;
+  return memo;
+}
+
+function sharedFields(change: ChangeEvent): Uint8Array {
+  return encodings(change)?.fields ?? encodeSharedFields(change);
 }
 
 /** Fields 2, 3, 4 and 6 of commy.v1.Change; proto3 leaves default values out. */
@@ -161,6 +182,26 @@ const ENVELOPE_PREFIX_BYTES = 5;
  * one-byte tag) is a batch of these changes, as a whole envelope.
  */
 export function changeBatchEnvelope(
+  fieldNumber: number,
+  changes: readonly ChangeEvent[],
+): Uint8Array {
+  const only = changes.length === 1 ? (changes[0] as ChangeEvent) : undefined;
+  const memo =
+    only !== undefined && only.skipped === 0 && only.subscriptionId < 2 ** 32
+      ? encodings(only)
+      : undefined;
+  if (memo === undefined) return encodeChangeBatchEnvelope(fieldNumber, changes);
+  // Field numbers are below 16 and these subscription ids below 2^32: one exact number.
+  const key = fieldNumber * 2 ** 32 + (only as ChangeEvent).subscriptionId;
+  if (memo.envelopeKey !== key || memo.envelope === undefined) {
+    memo.envelope = encodeChangeBatchEnvelope(fieldNumber, changes);
+    memo.envelopeKey = key;
+  }
+  // Shared by every stream it is written to: nobody writes into it after this.
+  return memo.envelope;
+}
+
+function encodeChangeBatchEnvelope(
   fieldNumber: number,
   changes: readonly ChangeEvent[],
 ): Uint8Array {

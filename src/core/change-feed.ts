@@ -10,11 +10,12 @@ import { ShmError } from "../shm/index.js";
 
 /**
  * A value read once for all the listeners that want it. `memo` keeps what
- * a transport derives from the value for all of them (its wire encoding),
- * so that a change of a variable with many subscribers is encoded once.
+ * a transport derives from the value for all of them (its wire encodings;
+ * the transport owns its shape), so that a change of a variable with many
+ * subscribers is encoded once.
  */
 export interface SharedValue extends VersionedValue {
-  memo: Uint8Array | undefined;
+  memo: unknown;
 }
 
 /** Reads a variable's current value once per dispatch, whoever asks. */
