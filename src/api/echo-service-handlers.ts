@@ -58,9 +58,9 @@ export function createEchoServiceHandlers(stopping: AbortSignal): ServiceImpl<ty
 
 /**
  * One listener until the client goes away or the server stops (its stream
- * then ends cleanly). It listens
- * before its first message leaves, so that a client that saw that message
- * misses no payload; what arrives meanwhile waits.
+ * then ends cleanly). It listens before its first message leaves, so that
+ * a client that saw that message misses no payload; what arrives
+ * meanwhile waits.
  */
 async function* listen(
   listeners: Set<Listener>,
@@ -73,7 +73,7 @@ async function* listen(
   let wake: (() => void) | undefined;
   const listener: Listener = (payload, message) => {
     if (direct === undefined) {
-      if (waiting.length < LISTENER_WAITING_PAYLOADS) waiting.push(stream ? message : payload);
+      if (waiting.length < LISTENER_WAITING_PAYLOADS) waiting.push(stream === undefined ? payload : message);
     } else if (!direct.destroyed && direct.writableLength < LISTENER_BUFFER_BYTES)
       direct.write(message);
     wake?.();
