@@ -73,7 +73,8 @@ async function* listen(
   let wake: (() => void) | undefined;
   const listener: Listener = (payload, message) => {
     if (direct === undefined) {
-      if (waiting.length < LISTENER_WAITING_PAYLOADS) waiting.push(stream === undefined ? payload : message);
+      if (waiting.length < LISTENER_WAITING_PAYLOADS)
+        waiting.push(stream === undefined ? payload : message);
     } else if (!direct.destroyed && direct.writableLength < LISTENER_BUFFER_BYTES)
       direct.write(message);
     wake?.();
