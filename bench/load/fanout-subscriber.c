@@ -21,8 +21,9 @@
  * bench, so that no protobuf encoder is needed here. A connection is ready
  * once the pong arrives (the server answers commands in order, each
  * subscription's reply before it), for Listen once its first (empty)
- * message arrives, for Redis once the SUBSCRIBE confirmation does. Then the program prints "opened" and reads commands on
- * stdin, one a line, answering on stdout (stream-subscriber.ts's protocol):
+ * message arrives, for Redis once the SUBSCRIBE confirmation does. Then
+ * the program prints "opened" and reads commands on stdin, one a line,
+ * answering on stdout (stream-subscriber.ts's protocol):
  *
  *   arm <count>          → armed     (count 0: a throughput run, ended by END_SEQ)
  *   collect <timeoutMs>  → {"type":"collected",...} as one JSON line

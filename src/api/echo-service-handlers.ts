@@ -9,13 +9,13 @@
  */
 import type { ServerHttp2Stream } from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type EchoService,
   type ListenResponse,
   ListenResponseSchema,
 } from "../../gen/commy/bench/v1/echo_pb.js";
-import { envelopeStream } from "./http2-stream-context.js";
+import { envelopeStream, writtenByHandler } from "./http2-stream-context.js";
 import { envelope } from "./watch-wire-encoding.js";
 
 /** Bytes a listener's stream may hold unsent; past them its payloads are dropped. */
@@ -31,6 +31,9 @@ type Listener = (payload: Uint8Array, message: Uint8Array) => void;
 /** `stopping` aborts when the server shuts down: Listen streams then end. */
 export function createEchoServiceHandlers(stopping: AbortSignal): ServiceImpl<typeof EchoService> {
   const listeners = new Set<Listener>();
+  // One listener on the server's signal for all Listen streams, however many.
+  const stops = new Set<() => void>();
+  stopping.addEventListener("abort", () => stops.forEach((stop) => stop()), { once: true });
   return {
     echo: (req) => ({ payload: req.payload }),
     async *echoStream(requests) {
@@ -52,7 +55,7 @@ export function createEchoServiceHandlers(stopping: AbortSignal): ServiceImpl<ty
         }
       }
     },
-    listen: (_request, context) => listen(listeners, context, stopping),
+    listen: (_request, context) => listen(listeners, context, { signal: stopping, stops }),
   };
 }
 
@@ -60,52 +63,61 @@ export function createEchoServiceHandlers(stopping: AbortSignal): ServiceImpl<ty
  * One listener until the client goes away or the server stops (its stream
  * then ends cleanly). It listens before its first message leaves, so that
  * a client that saw that message misses no payload; what arrives
- * meanwhile waits.
+ * meanwhile waits. A listener that falls too far behind is not fed
+ * silently less: its stream ends with resource_exhausted.
  */
 async function* listen(
   listeners: Set<Listener>,
   context: HandlerContext,
-  stopping: AbortSignal,
+  stopping: { signal: AbortSignal; stops: Set<() => void> },
 ): AsyncGenerator<ListenResponse> {
   const stream = envelopeStream(context);
   let waiting: Uint8Array[] = [];
   let direct: ServerHttp2Stream | undefined;
+  let behind = false;
   let wake: (() => void) | undefined;
+  const stop = (): void => wake?.();
   const listener: Listener = (payload, message) => {
-    if (direct === undefined) {
-      if (waiting.length < LISTENER_WAITING_PAYLOADS)
-        waiting.push(stream === undefined ? payload : message);
-    } else if (!direct.destroyed && direct.writableLength < LISTENER_BUFFER_BYTES)
-      direct.write(message);
+    if (direct !== undefined) {
+      if (direct.writableLength < LISTENER_BUFFER_BYTES) {
+        if (!direct.destroyed) direct.write(message);
+        return; // written: nothing for the loop below to do
+      }
+      behind = true;
+    } else if (waiting.length < LISTENER_WAITING_PAYLOADS) {
+      waiting.push(stream === undefined ? payload : message);
+    } else behind = true;
     wake?.();
   };
-  const stop = AbortSignal.any([context.signal, stopping]);
-  const stopped = new Promise<void>((resolve) => {
-    if (stop.aborted) resolve();
-    stop.addEventListener("abort", () => resolve(), { once: true });
-  });
+  const ended = (): boolean => behind || context.signal.aborted || stopping.signal.aborted;
+  context.signal.addEventListener("abort", stop);
+  stopping.stops.add(stop);
   listeners.add(listener);
   try {
     yield create(ListenResponseSchema);
     if (stream !== undefined) {
-      stream.on("error", () => undefined); // a reset shows as the call's abort
-      stream.write(Buffer.concat(waiting));
+      writtenByHandler(stream);
+      if (waiting.length > 0) stream.write(Buffer.concat(waiting));
       waiting = [];
       direct = stream;
-      await stopped;
-      return;
     }
-    // HTTP/1.1 or JSON: connect's own pipeline sends each payload.
-    while (!stop.aborted) {
+    // Over HTTP/1.1 or JSON connect's own pipeline sends each payload;
+    // over HTTP/2 this only waits for the end.
+    while (!ended()) {
       const batch = waiting;
       waiting = [];
       for (const payload of batch) yield create(ListenResponseSchema, { payload });
-      if (waiting.length === 0) {
-        await Promise.race([stopped, new Promise<void>((resolve) => (wake = resolve))]);
+      if (waiting.length === 0 && !ended()) {
+        await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }
     }
+    if (behind) {
+      throw new ConnectError("the listener fell too far behind", Code.ResourceExhausted);
+    }
   } finally {
     listeners.delete(listener);
+    context.signal.removeEventListener("abort", stop);
+    stopping.stops.delete(stop);
   }
 }

@@ -24,6 +24,16 @@ export function isBinary(context: HandlerContext): boolean {
   return !/json/i.test(context.requestHeader.get("content-type") ?? "");
 }
 
+/**
+ * For a handler that writes to the stream itself: a reset shows as the
+ * call's abort, and unheard, the stream's error event would end the process.
+ */
+export function writtenByHandler(stream: ServerHttp2Stream): ServerHttp2Stream {
+  return stream.on("error", ignore);
+}
+
+function ignore(): void {}
+
 /** Resolves once the stream can take more, or is gone. */
 export function drained(stream: ServerHttp2Stream): Promise<void> {
   return new Promise((resolve) => {

@@ -32,7 +32,7 @@ import {
 } from "../core/watch-session.js";
 import { callerOf } from "./caller-context.js";
 import { requestStreamError, toWireErrorCode } from "./connect-errors.js";
-import { drained, envelopeStream, isBinary } from "./http2-stream-context.js";
+import { drained, envelopeStream, isBinary, writtenByHandler } from "./http2-stream-context.js";
 import {
   changeBatchEnvelope,
   changeBatchField,
@@ -401,8 +401,7 @@ function sessionResponses<T extends Message>(
 
   /** Writes everything until the session ends, then lets connect end the call. */
   const writeItself = async (stream: ServerHttp2Stream): Promise<IteratorResult<T>> => {
-    // A reset shows as the call's abort; unheard, the stream's error would end the process.
-    stream.on("error", ignore);
+    writtenByHandler(stream);
     const rest = queued.slice(next) as T[];
     queued = [];
     next = 0;
@@ -448,8 +447,6 @@ function sessionResponses<T extends Message>(
   };
   return { [Symbol.asyncIterator]: () => iterator };
 }
-
-function ignore(): void {}
 
 export interface WatchHandlerOptions {
   limits?: WatchSessionOptions;

@@ -30,14 +30,17 @@ export interface ChangeListener {
 }
 
 /**
- * Bytes of reads a feed keeps from one dispatch to the next (values and
- * their entries). Values read during a dispatch are shared by all its
- * listeners whatever their size; past this, they are let go at its end.
+ * Bytes of reads a feed keeps from one dispatch to the next (values, their
+ * encodings and their entries). Values read during a dispatch are shared
+ * by all its listeners whatever their size; past this, they are let go at
+ * its end.
  */
 const KEPT_VALUE_BYTES = 256 * 1024;
 
 /** What a kept read costs besides its value, near enough: so that many empty values are bounded too. */
 const ENTRY_BYTES = 64;
+/** Copies of a kept read's value in memory: the read and its memo (see keptBytes). */
+const KEPT_COPIES = 3;
 
 interface Feed {
   file: OwnedServiceFile;
@@ -173,8 +176,13 @@ function readShared(feed: Feed, name: string): SharedValue | undefined {
   return value;
 }
 
+/**
+ * A kept read holds its value and what transports derive from it for all
+ * listeners (`memo`: the Watch encodings are the value's bytes twice more,
+ * its fields and a whole envelope), near enough.
+ */
 function keptBytes(value: SharedValue | undefined): number {
-  return (value?.data.length ?? 0) + ENTRY_BYTES;
+  return (value?.data.length ?? 0) * KEPT_COPIES + ENTRY_BYTES;
 }
 
 function shareable(value: VersionedValue | undefined): SharedValue | undefined {
