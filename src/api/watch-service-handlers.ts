@@ -384,42 +384,70 @@ function sessionResponses<T extends Message>(
    * what ends the call: a failed subscription's error, or the reason the
    * session was ended with.
    */
-  const nextEvents = async (): Promise<SessionEvent[] | undefined> => {
+  const nextEvents = async (): Promise<SessionEvent[] | undefined> =>
+    taken(failure !== undefined || ended ? undefined : await session.take());
+  /** nextEvents without waiting: [] when none are ready yet. */
+  const nextEventsNow = (): SessionEvent[] | undefined =>
+    taken(failure !== undefined || ended ? undefined : session.takeNow());
+  const taken = (events: SessionEvent[] | undefined): SessionEvent[] | undefined => {
     if (failure !== undefined) {
       end();
       throw failure;
     }
-    const events = ended ? undefined : await session.take();
     if (events === undefined) {
       end();
       if (session.endedWith !== undefined) throw session.endedWith;
       return undefined;
     }
-    failure = shapes.failure?.(events);
+    if (events.length > 0) failure = shapes.failure?.(events);
     return events;
   };
 
-  /** Writes everything until the session ends, then lets connect end the call. */
-  const writeItself = async (stream: ServerHttp2Stream): Promise<IteratorResult<T>> => {
-    writtenByHandler(stream);
-    const rest = queued.slice(next) as T[];
-    queued = [];
-    next = 0;
-    if (rest.length > 0) {
-      const bytes = Buffer.concat(
-        rest.map((message) => envelope(toBinary(shapes.schema, message))),
-      );
-      if (!stream.write(bytes)) await drained(stream);
-    }
-    for (;;) {
-      const events = await nextEvents();
-      if (events === undefined) return done();
-      if (stream.destroyed) continue; // the abort closes the session
-      // Full buffers (a subscriber not reading): nothing more is taken, so
-      // the session coalesces what it holds, as with any slow consumer.
-      if (!stream.write(toEnvelopes(events, shapes, budget))) await drained(stream);
-    }
-  };
+  /**
+   * Writes everything until the session ends, then lets connect end the
+   * call: the session calls back once per turn in which events came, and
+   * each call writes what is ready in one write.
+   */
+  const writeItself = (stream: ServerHttp2Stream): Promise<IteratorResult<T>> =>
+    new Promise((resolve, reject) => {
+      writtenByHandler(stream);
+      const write = (bytes: Uint8Array): void => {
+        if (stream.write(bytes)) return;
+        // Full buffers (a subscriber not reading): nothing more is taken, so
+        // the session coalesces what it holds, as with any slow consumer.
+        session.onReady(undefined);
+        void drained(stream).then(() => session.onReady(pump));
+      };
+      const pump = (): void => {
+        // Bounded: each take empties some of what the session holds.
+        for (;;) {
+          let events: SessionEvent[] | undefined;
+          try {
+            events = nextEventsNow();
+          } catch (error) {
+            session.onReady(undefined);
+            reject(error as Error);
+            return;
+          }
+          if (events === undefined) {
+            session.onReady(undefined);
+            resolve(done());
+            return;
+          }
+          if (events.length === 0) return;
+          if (stream.destroyed) continue; // the abort closes the session
+          write(toEnvelopes(events, shapes, budget));
+          return;
+        }
+      };
+      const rest = queued.slice(next) as T[];
+      queued = [];
+      next = 0;
+      session.onReady(pump);
+      if (rest.length > 0) {
+        write(Buffer.concat(rest.map((message) => envelope(toBinary(shapes.schema, message)))));
+      }
+    });
 
   const iterator: AsyncIterator<T> = {
     async next() {

@@ -136,7 +136,11 @@ export class WatchSession implements ChangeListener {
   #nextId = 1;
   #writes: Promise<void> = Promise.resolve();
   #writesInFlight = 0;
+  /** Wakes whoever waits for events: take()'s promise, or #scheduleReady (onReady). */
   #wake: (() => void) | undefined;
+  /** The transport's callback in push form (onReady), and whether it runs next turn. */
+  #onReady: (() => void) | undefined;
+  #readyScheduled = false;
   #endedWith: CommyError | undefined;
   #closed = false;
   #lastTake = Date.now();
@@ -253,13 +257,8 @@ export class WatchSession implements ChangeListener {
    */
   async take(): Promise<SessionEvent[] | undefined> {
     for (;;) {
-      this.#lastTake = Date.now();
-      const events = this.#takeReady();
-      if (this.#roomWaiters.length > 0 && this.#ready.length < this.#limits.maxReadyEvents) {
-        this.#releaseRoomWaiters();
-      }
-      if (events.length > 0) return events;
-      if (this.#closed) return undefined;
+      const events = this.takeNow();
+      if (events === undefined || events.length > 0) return events;
       await new Promise<void>((resolve) => (this.#wake = resolve));
       this.#wake = undefined;
       // It waited for events, so it did not stall (#checkStall may run before the next loop).
@@ -272,6 +271,47 @@ export class WatchSession implements ChangeListener {
       if (!this.#closed) await nextTurn();
     }
   }
+
+  /**
+   * What take() would give now, without waiting: no events yet ([]), some,
+   * or undefined once the session has ended and everything was taken.
+   */
+  takeNow(): SessionEvent[] | undefined {
+    this.#lastTake = Date.now();
+    const events = this.#takeReady();
+    if (this.#roomWaiters.length > 0 && this.#ready.length < this.#limits.maxReadyEvents) {
+      this.#releaseRoomWaiters();
+    }
+    return events.length === 0 && this.#closed ? undefined : events;
+  }
+
+  /**
+   * take()'s push form, for a transport that writes without waiting (the
+   * HTTP/2 path): `ready` runs once in the next turn of the event loop
+   * after events come (or the session ends), and takes them with
+   * takeNow(); it stays set until replaced. Unset while the transport
+   * cannot write (full buffers): the session then counts as not taking,
+   * for the stall limit, as when nobody awaits take(). No promise per
+   * delivery: a change of a variable with a hundred subscribers wakes a
+   * hundred sessions.
+   */
+  onReady(ready: (() => void) | undefined): void {
+    this.#onReady = ready;
+    this.#wake = ready === undefined ? undefined : this.#scheduleReady;
+    if (ready !== undefined && (this.#ready.length > 0 || this.#pending.size > 0 || this.#closed)) {
+      this.#scheduleReady();
+    }
+  }
+
+  readonly #scheduleReady = (): void => {
+    if (this.#readyScheduled) return;
+    this.#readyScheduled = true;
+    onNextTurn(this.#runReady);
+  };
+  readonly #runReady = (): void => {
+    this.#readyScheduled = false;
+    this.#onReady?.();
+  };
 
   /** Ends the session (with a reason when the server ends it). */
   close(reason?: CommyError): void {
@@ -601,25 +641,27 @@ function membersOf(group: ServiceGroup): ActiveSubscription[] {
   );
 }
 
-/** Sessions waiting for the next turn of the event loop (see `take()`). */
+/** Sessions waiting for the next turn of the event loop (see `take()` and `onReady()`). */
 let waitingForNextTurn: (() => void)[] = [];
 
 /**
- * Resolves in the next turn of the event loop. A write to a variable with
+ * Runs `run` in the next turn of the event loop. A write to a variable with
  * a hundred subscribers wakes a hundred sessions: one setImmediate serves
  * them all.
  */
+function onNextTurn(run: () => void): void {
+  if (waitingForNextTurn.length === 0) setImmediate(runNextTurn);
+  waitingForNextTurn.push(run);
+}
+
+function runNextTurn(): void {
+  const waiting = waitingForNextTurn;
+  waitingForNextTurn = [];
+  for (const run of waiting) run();
+}
+
 function nextTurn(): Promise<void> {
-  return new Promise((resolve) => {
-    if (waitingForNextTurn.length === 0) {
-      setImmediate(() => {
-        const waiting = waitingForNextTurn;
-        waitingForNextTurn = [];
-        for (const wake of waiting) wake();
-      });
-    }
-    waitingForNextTurn.push(resolve);
-  });
+  return new Promise((resolve) => onNextTurn(resolve));
 }
 
 function sentOf(subscription: ActiveSubscription, name: string): number | undefined {
