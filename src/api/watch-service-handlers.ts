@@ -411,14 +411,18 @@ function sessionResponses<T extends Message>(
   const writeItself = (stream: ServerHttp2Stream): Promise<IteratorResult<T>> =>
     new Promise((resolve, reject) => {
       writtenByHandler(stream);
-      const write = (bytes: Uint8Array): void => {
-        if (stream.write(bytes)) return;
+      /** Writes; false once the stream's buffers are full. */
+      const write = (bytes: Uint8Array): boolean => {
+        if (stream.write(bytes)) return true;
         // Full buffers (a subscriber not reading): nothing more is taken, so
         // the session coalesces what it holds, as with any slow consumer.
         session.onReady(undefined);
         void drained(stream).then(() => session.onReady(pump));
+        return false;
       };
       const pump = (): void => {
+        // One take gives at most a batch: take again until nothing is ready
+        // (the session calls back when more comes) or the buffers are full.
         // Bounded: each take empties some of what the session holds.
         for (;;) {
           let events: SessionEvent[] | undefined;
@@ -436,8 +440,7 @@ function sessionResponses<T extends Message>(
           }
           if (events.length === 0) return;
           if (stream.destroyed) continue; // the abort closes the session
-          write(toEnvelopes(events, shapes, budget));
-          return;
+          if (!write(toEnvelopes(events, shapes, budget))) return;
         }
       };
       const rest = queued.slice(next) as T[];

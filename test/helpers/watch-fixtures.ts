@@ -603,6 +603,15 @@ export class SubscribeCall extends Inbox {
 
 // ---- a raw HTTP/2 gRPC Watch that can stop reading ----
 
+/** A WatchRequest as one uncompressed gRPC message: its 5-byte prefix, then the message. */
+export function watchRequestFrame(command: CommandInit): Buffer {
+  const body = toBinary(WatchRequestSchema, create(WatchRequestSchema, { command }));
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  frame.set(body, 5);
+  return frame;
+}
+
 /** The grpc-status a raw call ended with, with its ErrorDetails. */
 export interface RawStatus {
   grpcStatus: number;
@@ -677,11 +686,7 @@ export class RawGrpcWatch {
   }
 
   send(command: CommandInit): void {
-    const body = toBinary(WatchRequestSchema, create(WatchRequestSchema, { command }));
-    const frame = Buffer.alloc(5 + body.length);
-    frame.writeUInt32BE(body.length, 1);
-    frame.set(body, 5);
-    this.#stream.write(frame);
+    this.#stream.write(watchRequestFrame(command));
   }
 
   /** Sends bytes as they are: a bad frame or message, or half of one. */

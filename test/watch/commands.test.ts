@@ -24,6 +24,7 @@ import {
   startWatchServer,
   text,
   waitUntil,
+  watchRequestFrame,
 } from "../helpers/watch-fixtures.js";
 
 const T = "t";
@@ -91,6 +92,29 @@ describe.each(BIDI_TRANSPORTS)("Watch over $name", (transport) => {
     );
     expect(pongs).toEqual(["ping-\u00e9-42", ""]);
     stream.abort();
+  });
+});
+
+describe("answers", () => {
+  it("commands that arrive together are all answered, however many batches their answers take", async () => {
+    // One write of many ping frames: the server reads them in one turn, and
+    // their pongs are more than the session hands out at once (256) though
+    // fewer than its outbox holds (1,024), so nothing waits for the client.
+    const COUNT = 900;
+    const raw = new RawGrpcWatch(test.baseUrl);
+    const frames = Array.from({ length: COUNT }, (_, i) =>
+      watchRequestFrame({ case: "ping", value: { requestId: `p${i}` } }),
+    );
+    raw.sendRaw(Buffer.concat(frames));
+    await raw.nextResponse(
+      (r) => r.event.case === "pong" && r.event.value.requestId === `p${COUNT - 1}`,
+      "the last pong",
+    );
+    const pongs = raw.responses.flatMap((r) =>
+      r.event.case === "pong" ? [r.event.value.requestId] : [],
+    );
+    expect(pongs).toEqual(Array.from({ length: COUNT }, (_, i) => `p${i}`));
+    raw.close();
   });
 });
 
