@@ -433,9 +433,10 @@ export class WatchSession implements ChangeListener {
       this.#pending.add(subscription);
       return;
     }
-    if (version <= (sentOf(subscription, name) ?? 0)) return;
+    const last = sentOf(subscription, name);
+    if (last !== undefined && version <= last) return;
     const value = read(name);
-    if (value !== undefined) this.#capture(subscription, name, value, "update");
+    if (value !== undefined) this.#captureAfter(subscription, name, value, "update", last);
   }
 
   #deleted(subscription: ActiveSubscription, change: VariableChange): void {
@@ -466,7 +467,17 @@ export class WatchSession implements ChangeListener {
     value: VersionedValue | SharedValue,
     kind: ChangeEvent["kind"],
   ): void {
-    const last = sentOf(subscription, name);
+    this.#captureAfter(subscription, name, value, kind, sentOf(subscription, name));
+  }
+
+  /** #capture when the caller has looked up the last version sent (`last`) already. */
+  #captureAfter(
+    subscription: ActiveSubscription,
+    name: string,
+    value: VersionedValue | SharedValue,
+    kind: ChangeEvent["kind"],
+    last: number | undefined,
+  ): void {
     if (last !== undefined && value.version <= last) return;
     const skipped = last === undefined ? 0 : value.version - last - 1;
     if (skipped > 0) this.#onCoalesced?.(skipped);
