@@ -8,6 +8,7 @@
  * one that stays stalled past the limit is cut off with RESOURCE_EXHAUSTED
  * and can resume.
  */
+import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../gen/commy/v1/errors_pb.js";
 import { type Change, ChangeKind } from "../../gen/commy/v1/watch_pb.js";
@@ -27,8 +28,6 @@ import {
 const T = "t";
 const S = "s";
 const NAMES = ["a", "b", "c"];
-/** gRPC status RESOURCE_EXHAUSTED. */
-const GRPC_RESOURCE_EXHAUSTED = 8;
 
 let test: WatchTestServer | undefined;
 const raws: RawGrpcWatch[] = [];
@@ -277,7 +276,7 @@ describe("a subscriber that stops reading", () => {
     stalled.raw.resumeReading();
     const status = await stalled.raw.status();
     expect({ status: status.grpcStatus, codes: status.details.map((d) => d.code) }).toEqual({
-      status: GRPC_RESOURCE_EXHAUSTED,
+      status: Code.ResourceExhausted,
       codes: [ErrorCode.RESOURCE_EXHAUSTED],
     });
     const seen: Record<string, bigint> = {};
@@ -332,7 +331,7 @@ describe("a subscriber that stops reading", () => {
     stalled.raw.resumeReading();
     const status = await stalled.raw.status();
     expect({ status: status.grpcStatus, codes: status.details.map((d) => d.code) }).toEqual({
-      status: GRPC_RESOURCE_EXHAUSTED,
+      status: Code.ResourceExhausted,
       codes: [ErrorCode.RESOURCE_EXHAUSTED],
     });
     writer.abort();

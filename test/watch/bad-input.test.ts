@@ -4,13 +4,10 @@
  * message size limit, and a stream cut in the middle of a frame each end
  * the call with a clear status, and the server serves the next stream.
  */
+import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../gen/commy/v1/errors_pb.js";
 import { RawGrpcWatch, type WatchTestServer, startWatchServer } from "../helpers/watch-fixtures.js";
-
-/** gRPC status codes. */
-const INVALID_ARGUMENT = 3;
-const RESOURCE_EXHAUSTED = 8;
 
 let test: WatchTestServer | undefined;
 const raws: RawGrpcWatch[] = [];
@@ -42,7 +39,7 @@ async function ending(raw: RawGrpcWatch) {
   return { status: status.grpcStatus, codes: status.details.map((d) => d.code) };
 }
 
-const invalid = { status: INVALID_ARGUMENT, codes: [ErrorCode.INVALID_REQUEST] };
+const invalid = { status: Code.InvalidArgument, codes: [ErrorCode.INVALID_REQUEST] };
 
 /** After a bad stream, a good one on a new connection still works. */
 async function serverStillServes(): Promise<void> {
@@ -72,7 +69,7 @@ describe("a Watch stream with bad input", () => {
     const raw = await open();
     raw.sendRaw(frame(0, new Uint8Array(16), 64 * 1024 * 1024));
     expect(await ending(raw)).toEqual({
-      status: RESOURCE_EXHAUSTED,
+      status: Code.ResourceExhausted,
       codes: [ErrorCode.RESOURCE_EXHAUSTED],
     });
     await serverStillServes();

@@ -58,6 +58,20 @@ class WrittenValues {
   }
 }
 
+/** A snapshot, then every version in order with its own value, none skipped. */
+function expectEveryVersion(
+  changes: Parameters<typeof versionChainProblems>[0],
+  valueAt: (version: bigint) => Uint8Array | undefined,
+): void {
+  expect(
+    versionChainProblems(changes, {
+      firstKind: ChangeKind.SNAPSHOT,
+      expectNoSkips: true,
+      valueAt,
+    }),
+  ).toEqual([]);
+}
+
 /** Checks one subscriber's view of one variable against its final version and value. */
 function expectConverged(
   changes: Parameters<typeof versionChainProblems>[0],
@@ -201,13 +215,7 @@ describe("a subscriber that keeps up", () => {
     expect(changes.map((c) => c.version)).toEqual(
       Array.from({ length: WRITES + 1 }, (_, i) => BigInt(i + 1)),
     );
-    expect(
-      versionChainProblems(changes, {
-        firstKind: ChangeKind.SNAPSHOT,
-        expectNoSkips: true,
-        valueAt: written.at("x"),
-      }),
-    ).toEqual([]);
+    expectEveryVersion(changes, written.at("x"));
     expect(changes.slice(1).every((c) => c.kind === ChangeKind.UPDATE)).toBe(true);
     stream.abort();
   });
@@ -234,13 +242,7 @@ describe("a subscriber that keeps up with a pipelining writer", () => {
     }
     await stream.reachVersion(id, "x", BigInt(WRITES + 1));
     const changes = stream.changesOf(id, "x");
-    expect(
-      versionChainProblems(changes, {
-        firstKind: ChangeKind.SNAPSHOT,
-        expectNoSkips: true,
-        valueAt: written.at("x"),
-      }),
-    ).toEqual([]);
+    expectEveryVersion(changes, written.at("x"));
     expect(changes).toHaveLength(WRITES + 1);
     stream.abort();
     writer.abort();
