@@ -424,23 +424,22 @@ function sessionResponses<T extends Message>(
         // One take gives at most a batch: take again until nothing is ready
         // (the session calls back when more comes) or the buffers are full.
         // Bounded: each take empties some of what the session holds.
-        for (;;) {
-          let events: SessionEvent[] | undefined;
-          try {
-            events = nextEventsNow();
-          } catch (error) {
-            session.onReady(undefined);
-            reject(error as Error);
-            return;
+        try {
+          for (;;) {
+            const events = nextEventsNow();
+            if (events === undefined) {
+              session.onReady(undefined);
+              resolve(done());
+              return;
+            }
+            if (events.length === 0) return;
+            if (stream.destroyed) continue; // the abort closes the session
+            if (!write(toEnvelopes(events, shapes, budget))) return;
           }
-          if (events === undefined) {
-            session.onReady(undefined);
-            resolve(done());
-            return;
-          }
-          if (events.length === 0) return;
-          if (stream.destroyed) continue; // the abort closes the session
-          if (!write(toEnvelopes(events, shapes, budget))) return;
+        } catch (error) {
+          // What ends the call (and nothing thrown into the shared turn).
+          session.onReady(undefined);
+          reject(error as Error);
         }
       };
       const rest = queued.slice(next) as T[];
