@@ -6,6 +6,7 @@
  * (real backpressure), and checks of version chains. Every wait is bounded
  * and waits on messages, never on the clock.
  */
+import { afterEach } from "vitest";
 import { Agent } from "node:http";
 import { type ClientHttp2Session, type ClientHttp2Stream, connect } from "node:http2";
 import { join } from "node:path";
@@ -599,6 +600,39 @@ export class SubscribeCall extends Inbox {
     const tail = this.responses.slice(-5).map((r) => summarize(r as unknown as WatchResponse));
     return ` (${this.responses.length} responses; last: ${tail.join("; ")})`;
   }
+}
+
+/**
+ * For a test file whose tests each start a server of their own (with
+ * their own limits): after each test, the raw streams it opened and its
+ * server are closed. Call once, at the top of the file.
+ */
+export function serverPerTest(): {
+  /** Starts this test's server. */
+  start(watchLimits?: Partial<WatchSessionLimits>): Promise<WatchTestServer>;
+  /** This test's server, started on first use without limits. */
+  server(): Promise<WatchTestServer>;
+  /** A raw Watch on this test's server, closed after the test. */
+  raw(server: WatchTestServer): RawGrpcWatch;
+} {
+  let current: WatchTestServer | undefined;
+  const raws: RawGrpcWatch[] = [];
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.close();
+    await current?.close();
+    current = undefined;
+  });
+  const start = async (watchLimits?: Partial<WatchSessionLimits>) =>
+    (current = await startWatchServer(watchLimits));
+  return {
+    start,
+    server: async () => current ?? (await start()),
+    raw(server) {
+      const raw = new RawGrpcWatch(server.server.url);
+      raws.push(raw);
+      return raw;
+    },
+  };
 }
 
 // ---- a raw HTTP/2 gRPC Watch that can stop reading ----

@@ -9,7 +9,7 @@
  * and can resume.
  */
 import { Code } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../gen/commy/v1/errors_pb.js";
 import { type Change, ChangeKind } from "../../gen/commy/v1/watch_pb.js";
 import {
@@ -19,6 +19,7 @@ import {
   bytes,
   createService,
   liveBytes,
+  serverPerTest,
   startWatchServer,
   versionChainProblems,
   versionsAccountedFor,
@@ -29,14 +30,7 @@ const T = "t";
 const S = "s";
 const NAMES = ["a", "b", "c"];
 
-let test: WatchTestServer | undefined;
-const raws: RawGrpcWatch[] = [];
-
-afterEach(async () => {
-  for (const raw of raws.splice(0)) raw.close();
-  await test?.close();
-  test = undefined;
-});
+const perTest = serverPerTest();
 
 /** A value of `size` bytes that names its writer and write. */
 function payload(tag: string, size: number): Uint8Array {
@@ -45,8 +39,7 @@ function payload(tag: string, size: number): Uint8Array {
 
 /** Starts a server with a service of variables a, b, c; returns the server and the service id. */
 async function setUp(limits: Parameters<typeof startWatchServer>[0]) {
-  const server = await startWatchServer(limits);
-  test = server;
+  const server = await perTest.start(limits);
   const serviceId = await createService(server.admin, T, S, { a: "a0", b: "b0", c: "c0" });
   return { server, serviceId };
 }
@@ -72,8 +65,7 @@ async function keepingUp(server: WatchTestServer, count: number) {
 async function stalledSubscriber(
   server: WatchTestServer,
 ): Promise<{ raw: RawGrpcWatch; id: bigint }> {
-  const raw = new RawGrpcWatch(server.server.url);
-  raws.push(raw);
+  const raw = perTest.raw(server);
   raw.send({
     case: "subscribe",
     value: { requestId: "stall", subscription: { tenantId: T, serviceName: S } },

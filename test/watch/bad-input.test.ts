@@ -5,18 +5,11 @@
  * the call with a clear status, and the server serves the next stream.
  */
 import { Code } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../gen/commy/v1/errors_pb.js";
-import { RawGrpcWatch, type WatchTestServer, startWatchServer } from "../helpers/watch-fixtures.js";
+import { type RawGrpcWatch, serverPerTest } from "../helpers/watch-fixtures.js";
 
-let test: WatchTestServer | undefined;
-const raws: RawGrpcWatch[] = [];
-
-afterEach(async () => {
-  for (const raw of raws.splice(0)) raw.close();
-  await test?.close();
-  test = undefined;
-});
+const perTest = serverPerTest();
 
 function frame(flags: number, body: Uint8Array, length = body.length): Buffer {
   const bytes = Buffer.alloc(5 + body.length);
@@ -27,10 +20,7 @@ function frame(flags: number, body: Uint8Array, length = body.length): Buffer {
 }
 
 async function open(): Promise<RawGrpcWatch> {
-  test ??= await startWatchServer();
-  const raw = new RawGrpcWatch(test.server.url);
-  raws.push(raw);
-  return raw;
+  return perTest.raw(await perTest.server());
 }
 
 /** The status a call ended with: gRPC code and the ErrorCodes of its details. */
